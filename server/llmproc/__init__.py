@@ -1,0 +1,45 @@
+"""llmproc: LLM agents as processes. A TOML file is the program; llmproc is the kernel.
+
+    process = LLMProcess.from_toml("programs/minimal.toml")
+    result = await process.run("Hello!")     # or process.run(...) from sync code
+    print(result)                            # the reply text; result.usage, result.cost_usd, ...
+"""
+
+from .errors import (
+    LLMProcError,
+    MissingAPIKeyError,
+    ProcessError,
+    ProgramError,
+    ProviderError,
+    ToolError,
+)
+from .events import RunEvent, TextDelta, ToolCallFinished, ToolCallStarted, TurnFinished
+from .messages import Message
+from .process import LLMProcess
+from .program import LLMProgram
+from .result import RunResult, ToolCallRecord, Usage
+from .tools.functions import tool
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LLMProcError",
+    "LLMProcess",
+    "LLMProgram",
+    "Message",
+    "MissingAPIKeyError",
+    "ProcessError",
+    "ProgramError",
+    "ProviderError",
+    "RunEvent",
+    "RunResult",
+    "TextDelta",
+    "ToolCallFinished",
+    "ToolCallRecord",
+    "ToolCallStarted",
+    "ToolError",
+    "TurnFinished",
+    "Usage",
+    "__version__",
+    "tool",
+]

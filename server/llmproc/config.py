@@ -1,0 +1,272 @@
+"""Pydantic models of the program (TOML) schema: the one source of validation, JSON Schema and docs.
+
+Every section of DESIGN.md is modelled here so that established programs load unchanged;
+each field's `description` is what `programs/reference.toml` documents. Unknown keys are
+errors (`extra="forbid"`); `program_errors.py` turns pydantic's errors into messages that
+name the file, the key path, the line and the closest valid spelling.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ProviderName = Literal["anthropic", "anthropic_vertex", "openai", "gemini", "gemini_vertex", "scripted"]
+BuiltinToolName = Literal[
+    "spawn", "fork", "goto", "read_file", "list_dir", "calculator", "read_fd", "fd_to_file"
+]
+AccessLevel = Literal["read", "write", "admin"]
+ENV_INFO_VARIABLES = ("working_directory", "platform", "date", "python_version", "hostname", "username")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class PricingConfig(_Section):
+    """[model.pricing]: USD per million tokens, for models llmproc has no price for."""
+
+    input: float = Field(ge=0, description="USD per million uncached input tokens.")
+    output: float = Field(ge=0, description="USD per million output tokens (reasoning included).")
+    cache_read: float | None = Field(None, ge=0, description="USD per million cache-read tokens.")
+    cache_write: float | None = Field(None, ge=0, description="USD per million cache-write tokens.")
+
+
+class ModelConfig(_Section):
+    """[model]: which model runs the program and how to reach it."""
+
+    name: str = Field(min_length=1, description="Model name as the provider spells it.")
+    provider: ProviderName = Field(description="Which API serves the model.")
+    display_name: str | None = Field(None, description="Name shown by the CLIs; defaults to provider and name.")
+    base_url: str | None = Field(
+        None, description="API base URL; overrides the SDK's environment variable (e.g. ANTHROPIC_BASE_URL)."
+    )
+    api_key_env: str | None = Field(
+        None, description="Environment variable holding the API key, instead of the provider's standard one."
+    )
+    project_id: str | None = Field(None, description="Google Cloud project (Vertex providers).")
+    region: str | None = Field(None, description="Google Cloud region (Vertex providers).")
+    max_iterations: int = Field(10, ge=1, le=1000, description="Model turns allowed in one run.")
+    disable_automatic_caching: bool = Field(
+        False, description="Turn off automatic prompt-cache breakpoints (Anthropic)."
+    )
+    timeout: float = Field(600.0, gt=0, le=3600, description="Seconds one provider request may take.")
+    max_retries: int = Field(
+        2, ge=0, le=10, description="Retries with backoff on 408/409/429/5xx and connection errors."
+    )
+    tool_timeout: float = Field(300.0, gt=0, description="Seconds one tool call may take.")
+    pricing: PricingConfig | None = Field(None, description="Prices for cost tracking; overrides the table.")
+
+
+class PromptConfig(_Section):
+    """[prompt]: the system prompt and an optional first user message."""
+
+    system_prompt: str | None = Field(
+        None, validation_alias=AliasChoices("system_prompt", "system"), description="System prompt text."
+    )
+    system_prompt_file: str | None = Field(
+        None, description="File with the system prompt, relative to the program; wins over system_prompt."
+    )
+    user: str | None = Field(
+        None,
+        validation_alias=AliasChoices("user", "user_prompt"),
+        description="A first user message, run automatically by the CLIs.",
+    )
+
+
+class ThinkingParams(_Section):
+    """[parameters.thinking]: Anthropic extended thinking."""
+
+    type: Literal["enabled", "disabled", "adaptive"] = "enabled"
+    budget_tokens: int | None = Field(None, ge=1024, description="Tokens the model may spend thinking.")
+    display: Literal["summarized", "omitted"] | None = None
+
+
+class ParametersConfig(_Section):
+    """[parameters]: generation settings passed to the provider after validation."""
+
+    max_tokens: int | None = Field(None, ge=1, description="Most tokens one reply may contain.")
+    temperature: float | None = Field(None, ge=0, le=2, description="Sampling temperature.")
+    top_p: float | None = Field(None, ge=0, le=1, description="Nucleus sampling.")
+    top_k: int | None = Field(None, ge=1, description="Top-k sampling (Anthropic, Gemini).")
+    stop: list[str] | None = Field(
+        None, validation_alias=AliasChoices("stop", "stop_sequences"), description="Stop sequences."
+    )
+    frequency_penalty: float | None = Field(None, ge=-2, le=2, description="OpenAI frequency penalty.")
+    presence_penalty: float | None = Field(None, ge=-2, le=2, description="OpenAI presence penalty.")
+    seed: int | None = Field(None, description="Sampling seed where supported.")
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = Field(
+        None, description="Reasoning effort (OpenAI reasoning models; Anthropic output_config effort)."
+    )
+    thinking: ThinkingParams | None = Field(None, description="Anthropic extended thinking.")
+    thinking_budget: int | None = Field(None, ge=-1, description="Gemini thinking budget in tokens.")
+    extra_headers: dict[str, str] | None = Field(None, description="Extra HTTP headers on every request.")
+    extra_body: dict[str, Any] | None = Field(
+        None, description="Extra JSON fields sent as they are, for provider options llmproc does not know."
+    )
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _one_stop_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    def given(self) -> dict[str, Any]:
+        """The parameters the program set, by canonical name."""
+        return self.model_dump(exclude_none=True)
+
+
+class PreloadConfig(_Section):
+    """[preload]: files whose contents go into the system prompt."""
+
+    files: list[str] = Field(default_factory=list, description="Paths or globs, relative to the program.")
+
+
+class McpServerConfig(_Section):
+    """[mcp.servers.NAME]: one MCP server, stdio (command) or HTTP (url)."""
+
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    url: str | None = None
+    transport: Literal["stdio", "sse", "streamable-http"] | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: float | None = Field(None, gt=0, description="Seconds one tool call may take.")
+
+    @model_validator(mode="after")
+    def _command_or_url(self) -> McpServerConfig:
+        if bool(self.command) == bool(self.url):
+            raise ValueError("give exactly one of 'command' (stdio) or 'url' (HTTP)")
+        return self
+
+
+class McpToolConfig(_Section):
+    """One MCP tool chosen by name, optionally renamed or re-described for the model."""
+
+    name: str | None = None
+    alias: str | None = None
+    description: str | None = None
+    access: AccessLevel = "read"
+
+
+McpToolSelection = Literal["all"] | list[str | McpToolConfig] | dict[str, McpToolConfig]
+
+
+class McpConfig(_Section):
+    """[mcp]: MCP servers whose tools this program may use."""
+
+    config_path: str | None = Field(None, description="Claude-Desktop-style JSON with an mcpServers table.")
+    servers: dict[str, McpServerConfig] = Field(default_factory=dict, description="Inline servers.")
+    tools: dict[str, McpToolSelection] | None = Field(
+        None, description="Established spelling of [tools.mcp]; both are accepted."
+    )
+
+
+class ToolsConfig(_Section):
+    """[tools]: builtin system calls and tools, and MCP tool selection."""
+
+    builtin: list[BuiltinToolName] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("builtin", "enabled"),
+        description="System calls and builtin tools to enable.",
+    )
+    mcp: dict[str, McpToolSelection] = Field(default_factory=dict, description="Per MCP server tool choice.")
+    aliases: dict[str, str] = Field(default_factory=dict, description="Alias = real tool name.")
+
+
+class LinkedProgramConfig(_Section):
+    path: str
+    description: str | None = None
+
+
+class EnvInfoConfig(BaseModel):
+    """[env_info]: facts about the environment added to the system prompt; custom string keys allowed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    variables: list[str] | Literal["all"] = Field(default_factory=list)
+
+    @field_validator("variables")
+    @classmethod
+    def _known_variables(cls, value: list[str] | str) -> list[str] | str:
+        if isinstance(value, list):
+            for name in value:
+                if name not in ENV_INFO_VARIABLES:
+                    raise ValueError(f"unknown variable '{name}'; known: {', '.join(ENV_INFO_VARIABLES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _custom_values_are_strings(self) -> EnvInfoConfig:
+        for key, value in (self.model_extra or {}).items():
+            if not isinstance(value, str):
+                raise ValueError(f"custom env_info key '{key}' must be a string")
+        return self
+
+
+class FileDescriptorConfig(_Section):
+    """[file_descriptor]: large outputs stored as fd:N and read page by page."""
+
+    enabled: bool = False
+    max_direct_output_chars: int = Field(8000, ge=100)
+    default_page_size: int = Field(4000, ge=100)
+    max_input_chars: int = Field(8000, ge=100)
+    page_user_input: bool = False
+    enable_references: bool = False
+
+
+class DemoConfig(_Section):
+    """[demo]: how llmproc-demo presents the program."""
+
+    display_name: str | None = None
+    prompts: list[str] = Field(default_factory=list)
+    pause_between_prompts: bool = True
+
+
+class ServerConfig(_Section):
+    """[server]: how llmproc-mcp publishes the program."""
+
+    description: str | None = None
+    publish: bool = True
+
+
+class ScriptedToolCall(_Section):
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ScriptedReply(_Section):
+    text: str = ""
+    thinking: str | None = None
+    tool_calls: list[ScriptedToolCall] = Field(default_factory=list)
+
+
+class ScriptedConfig(_Section):
+    """[scripted]: replies of the offline `scripted` provider, one per model turn."""
+
+    replies: list[str | ScriptedReply] = Field(default_factory=list)
+    when_exhausted: Literal["error", "cycle", "repeat_last"] = "error"
+
+
+class ProgramConfig(_Section):
+    """A whole program file."""
+
+    model: ModelConfig
+    prompt: PromptConfig = Field(default_factory=PromptConfig)
+    parameters: ParametersConfig = Field(default_factory=ParametersConfig)
+    preload: PreloadConfig = Field(default_factory=PreloadConfig)
+    mcp: McpConfig = Field(default_factory=McpConfig)
+    tools: ToolsConfig = Field(default_factory=ToolsConfig)
+    linked_programs: dict[str, str | LinkedProgramConfig] = Field(default_factory=dict)
+    env_info: EnvInfoConfig = Field(default_factory=EnvInfoConfig)
+    file_descriptor: FileDescriptorConfig = Field(default_factory=FileDescriptorConfig)
+    demo: DemoConfig = Field(default_factory=DemoConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    scripted: ScriptedConfig | None = None
+
+
+def program_json_schema() -> dict[str, Any]:
+    """JSON Schema of program files, for editors (Taplo / Even Better TOML)."""
+    schema = ProgramConfig.model_json_schema(by_alias=False)
+    schema["title"] = "llmproc program"
+    return schema

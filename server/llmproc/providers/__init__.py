@@ -1,0 +1,39 @@
+"""Provider registry. Provider modules are imported only when a process needs one,
+and each imports its SDK lazily, so loading programs stays fast."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..kernel import Kernel
+    from ..program import LLMProgram
+    from .base import Provider
+
+_MODULES = {
+    "anthropic": "anthropic",
+    "anthropic_vertex": "anthropic",
+    "scripted": "scripted",
+}
+
+
+def _module(provider: str) -> ModuleType:
+    name = _MODULES.get(provider)
+    if name is None:
+        raise NotImplementedError(f"provider '{provider}' is not available in this version of llmproc")
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def supported_parameters(provider: str) -> frozenset[str] | None:
+    """The [parameters] keys a provider accepts, or None when the provider is not built in yet."""
+    try:
+        return _module(provider).PARAMETERS
+    except NotImplementedError:
+        return None
+
+
+def create_provider(program: LLMProgram, kernel: Kernel) -> Provider:
+    """A fresh provider instance for one process."""
+    return _module(program.provider).create(program, kernel)

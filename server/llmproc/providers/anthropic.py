@@ -1,0 +1,296 @@
+"""Anthropic Messages API (direct and Vertex) through the official `anthropic` SDK.
+
+The SDK is imported on first use. Converted messages are cached by message id, so a
+turn converts only what is new; cache breakpoints are added to copies, never to the
+cached dicts. Retries with backoff (honouring retry-after) are the SDK's own, set by
+`[model] max_retries`; overload errors that arrive inside a stream, which the SDK
+does not retry, are retried here when no text has been emitted yet.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ..errors import MissingAPIKeyError, ProviderError
+from ..messages import (
+    ImageBlock,
+    Message,
+    TextBlock,
+    ThinkingBlock,
+    ToolCallBlock,
+    ToolResultBlock,
+)
+from ..result import Usage
+from .base import ProviderRequest, ProviderResponse
+
+if TYPE_CHECKING:
+    from ..kernel import Kernel
+    from ..program import LLMProgram
+
+PARAMETERS = frozenset(
+    {"max_tokens", "temperature", "top_p", "top_k", "stop", "thinking", "reasoning_effort"}
+    | {"extra_headers", "extra_body"}
+)
+DEFAULT_MAX_TOKENS = 4096
+# Above this the SDK refuses non-streaming requests with its default timeout.
+_STREAM_ABOVE_MAX_TOKENS = 21_000
+_CACHE = {"type": "ephemeral"}
+_SAMPLING_IN_BODY = ("temperature", "top_p", "top_k")
+
+
+def create(program: LLMProgram, kernel: Kernel) -> AnthropicProvider:
+    return AnthropicProvider(program, kernel)
+
+
+class AnthropicProvider:
+    def __init__(self, program: LLMProgram, kernel: Kernel) -> None:
+        self.name = program.provider
+        self._model = program.config.model
+        self._kernel = kernel
+        self._converted: dict[str, dict[str, Any]] = {}
+        self._options = self._request_options(program)
+
+    # -- client --------------------------------------------------------------------------------
+
+    def _client(self) -> Any:
+        model = self._model
+        if self.name == "anthropic_vertex":
+            key: tuple[Any, ...] = ("anthropic_vertex", model.base_url, model.project_id, model.region)
+            return self._kernel.shared_client(key + (model.timeout, model.max_retries), self._new_vertex)
+        env_name = model.api_key_env or "ANTHROPIC_API_KEY"
+        api_key = os.environ.get(env_name)
+        auth_token = None if api_key or model.api_key_env else os.environ.get("ANTHROPIC_AUTH_TOKEN")
+        if not api_key and not auth_token:
+            raise MissingAPIKeyError(
+                f"provider 'anthropic' needs an API key: set the environment variable {env_name}"
+                + ("" if model.api_key_env else " (or name another one with [model] api_key_env)"),
+                provider=self.name,
+            )
+        key = ("anthropic", model.base_url, api_key, auth_token, model.timeout, model.max_retries)
+        return self._kernel.shared_client(key, lambda: self._new_client(api_key, auth_token))
+
+    def _new_client(self, api_key: str | None, auth_token: str | None) -> Any:
+        import anthropic
+
+        return anthropic.AsyncAnthropic(
+            api_key=api_key,
+            auth_token=auth_token,
+            base_url=self._model.base_url,
+            timeout=self._model.timeout,
+            max_retries=self._model.max_retries,
+        )
+
+    def _new_vertex(self) -> Any:
+        import anthropic
+
+        model = self._model
+        return anthropic.AsyncAnthropicVertex(
+            project_id=model.project_id or os.environ.get("ANTHROPIC_VERTEX_PROJECT_ID"),
+            region=model.region or os.environ.get("CLOUD_ML_REGION") or "us-east5",
+            base_url=model.base_url,
+            timeout=model.timeout,
+            max_retries=model.max_retries,
+        )
+
+    # -- request -------------------------------------------------------------------------------
+
+    def _request_options(self, program: LLMProgram) -> dict[str, Any]:
+        params = program.config.parameters
+        options: dict[str, Any] = {
+            "model": self._model.name,
+            "max_tokens": params.max_tokens or DEFAULT_MAX_TOKENS,
+        }
+        if params.stop:
+            options["stop_sequences"] = params.stop
+        if params.thinking is not None:
+            options["thinking"] = params.thinking.model_dump(exclude_none=True)
+        if params.reasoning_effort is not None:
+            options["output_config"] = {"effort": params.reasoning_effort}
+        # The 2.x SDK has no sampling arguments; the API takes them in the body.
+        body = {name: getattr(params, name) for name in _SAMPLING_IN_BODY if getattr(params, name) is not None}
+        body.update(params.extra_body or {})
+        if body:
+            options["extra_body"] = body
+        if params.extra_headers:
+            options["extra_headers"] = params.extra_headers
+        return options
+
+    def build_request(self, request: ProviderRequest) -> dict[str, Any]:
+        """The keyword arguments of `messages.create` for `request` (public for tests)."""
+        cache = not self._model.disable_automatic_caching
+        messages = [self._convert(m) for m in request.messages]
+        if cache and messages:
+            messages[-1] = _with_cache_breakpoint(messages[-1])
+        kwargs = dict(self._options, messages=messages)
+        if request.system:
+            system: dict[str, Any] = {"type": "text", "text": request.system}
+            kwargs["system"] = [dict(system, cache_control=_CACHE) if cache else system]
+        if request.tools:
+            kwargs["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": t.parameters}
+                for t in request.tools
+            ]
+        if len(self._converted) > 2 * len(messages) + 64:
+            live = {m.id for m in request.messages}
+            self._converted = {k: v for k, v in self._converted.items() if k in live}
+        return kwargs
+
+    def _convert(self, message: Message) -> dict[str, Any]:
+        converted = self._converted.get(message.id)
+        if converted is None:
+            content = [block for b in message.content if (block := self._block(b)) is not None]
+            if not content:
+                content = [{"type": "text", "text": "(empty)"}]
+            converted = self._converted[message.id] = {"role": message.role, "content": content}
+        return converted
+
+    def _block(self, block: Any) -> dict[str, Any] | None:
+        if isinstance(block, TextBlock):
+            return {"type": "text", "text": block.text} if block.text else None
+        if isinstance(block, ToolCallBlock):
+            return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.arguments}
+        if isinstance(block, ToolResultBlock):
+            content = [b for b in (self._block(c) for c in block.content) if b is not None]
+            return {
+                "type": "tool_result",
+                "tool_use_id": block.tool_call_id,
+                "content": content or [{"type": "text", "text": "(no output)"}],
+                "is_error": block.is_error,
+            }
+        if isinstance(block, ThinkingBlock):
+            if block.provider not in (None, "anthropic") or not block.signature:
+                return None  # reasoning from another provider can not be replayed here
+            if block.redacted:
+                return {"type": "redacted_thinking", "data": block.signature}
+            return {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
+        if isinstance(block, ImageBlock):
+            source = {"type": "base64", "media_type": block.media_type, "data": block.data}
+            return {"type": "image", "source": source}
+        return None
+
+    # -- call ----------------------------------------------------------------------------------
+
+    async def complete(self, request: ProviderRequest) -> ProviderResponse:
+        client = self._client()
+        kwargs = self.build_request(request)
+        stream = request.on_text is not None or kwargs["max_tokens"] > _STREAM_ABOVE_MAX_TOKENS
+        attempt = 0
+        while True:
+            emitted = False
+
+            async def on_text(text: str) -> None:
+                nonlocal emitted
+                emitted = True
+                if request.on_text is not None:
+                    await request.on_text(text)
+
+            try:
+                if stream:
+                    reply = await self._stream(client, kwargs, on_text)
+                else:
+                    reply = await client.messages.create(**kwargs)
+                return _response(reply)
+            except Exception as err:
+                error = _provider_error(err, self.name, self._model.timeout)
+                if error is None:
+                    raise
+                if stream and error.retryable and not emitted and attempt < self._model.max_retries:
+                    attempt += 1
+                    await anyio.sleep(min(0.5 * 2**attempt, 8.0))
+                    continue
+                raise error from None
+
+    @staticmethod
+    async def _stream(client: Any, kwargs: dict[str, Any], on_text: Any) -> Any:
+        async with client.messages.stream(**kwargs) as events:
+            async for event in events:
+                if event.type == "text":
+                    await on_text(event.text)
+            return await events.get_final_message()
+
+
+def _with_cache_breakpoint(message: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `message` whose last cacheable block carries a cache breakpoint."""
+    content = list(message["content"])
+    for i in range(len(content) - 1, -1, -1):
+        if content[i].get("type") not in ("thinking", "redacted_thinking"):
+            content[i] = dict(content[i], cache_control=_CACHE)
+            break
+    return {"role": message["role"], "content": content}
+
+
+def _response(reply: Any) -> ProviderResponse:
+    blocks: list[Any] = []
+    for block in reply.content:
+        kind = block.type
+        if kind == "text":
+            blocks.append(TextBlock(block.text))
+        elif kind == "tool_use":
+            blocks.append(ToolCallBlock(block.id, block.name, dict(block.input or {})))
+        elif kind == "thinking":
+            blocks.append(ThinkingBlock(block.thinking, signature=block.signature, provider="anthropic"))
+        elif kind == "redacted_thinking":
+            blocks.append(ThinkingBlock("", signature=block.data, redacted=True, provider="anthropic"))
+    return ProviderResponse(
+        message=Message("assistant", tuple(blocks)),
+        usage=_usage(reply.usage),
+        stop_reason=reply.stop_reason or "end_turn",
+    )
+
+
+def _usage(usage: Any) -> Usage:
+    details = getattr(usage, "output_tokens_details", None)
+    return Usage(
+        input_tokens=usage.input_tokens or 0,
+        output_tokens=usage.output_tokens or 0,
+        cache_read_tokens=usage.cache_read_input_tokens or 0,
+        cache_write_tokens=usage.cache_creation_input_tokens or 0,
+        reasoning_tokens=(getattr(details, "thinking_tokens", None) or 0) if details else 0,
+    )
+
+
+_HINTS = {
+    401: "check the API key",
+    403: "the API key may not have access to this model",
+    404: "check [model] name and base_url",
+    413: "the request is too large; shorten the conversation or preloaded files",
+    429: "rate limited; try again later",
+}
+
+
+def _provider_error(err: Exception, provider: str, timeout: float) -> ProviderError | None:
+    """Map an SDK exception to a ProviderError; None for exceptions that are not the SDK's."""
+    import anthropic
+
+    if isinstance(err, anthropic.APITimeoutError):
+        return ProviderError(
+            f"Anthropic request timed out after {timeout:g}s (after retries); raise [model] timeout "
+            "or try again",
+            provider=provider,
+            retryable=True,
+        )
+    if isinstance(err, anthropic.APIConnectionError):
+        cause = err.__cause__ or err
+        return ProviderError(
+            f"could not reach the Anthropic API: {cause}", provider=provider, retryable=True
+        )
+    if isinstance(err, anthropic.APIStatusError):
+        body = err.body if isinstance(err.body, dict) else {}
+        detail = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
+        kind = detail.get("type") or getattr(err, "type", None)
+        message = detail.get("message") or err.message
+        status = err.status_code if err.status_code != 200 else None
+        retryable = (status or 0) in (408, 409, 429) or (status or 0) >= 500 or kind == "overloaded_error"
+        hint = _HINTS.get(status or 0, "")
+        label = f"{status} " if status else ""
+        return ProviderError(
+            f"Anthropic API error {label}({kind or 'error'}): {message}" + (f" ({hint})" if hint else ""),
+            provider=provider,
+            status=status,
+            kind=kind,
+            retryable=retryable,
+        )
+    return None

@@ -1,0 +1,67 @@
+"""USD prices per million tokens, and the cost of a run's usage.
+
+Unknown models cost `None` ("unknown"), never zero. Prices are matched by the longest
+model-name prefix, so dated snapshots (claude-sonnet-4-5-20250929) find their family.
+Cache writes are priced at the 5-minute rate (1.25x input); reads at 0.1x input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..result import Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    input: float
+    output: float
+    cache_write: float
+    cache_read: float
+
+
+def _anthropic(input_price: float, output_price: float) -> Price:
+    return Price(input_price, output_price, input_price * 1.25, input_price * 0.1)
+
+
+PRICES: dict[str, Price] = {
+    # Anthropic (per MTok, standard tier)
+    "claude-opus-4-6": _anthropic(5.0, 25.0),
+    "claude-sonnet-4-6": _anthropic(3.0, 15.0),
+    "claude-opus-4-5": _anthropic(5.0, 25.0),
+    "claude-opus-4-1": _anthropic(15.0, 75.0),
+    "claude-opus-4": _anthropic(15.0, 75.0),
+    "claude-sonnet-4-5": _anthropic(3.0, 15.0),
+    "claude-sonnet-4": _anthropic(3.0, 15.0),
+    "claude-haiku-4-5": _anthropic(1.0, 5.0),
+    "claude-3-7-sonnet": _anthropic(3.0, 15.0),
+    "claude-3-5-sonnet": _anthropic(3.0, 15.0),
+    "claude-3-5-haiku": _anthropic(0.8, 4.0),
+    "claude-3-opus": _anthropic(15.0, 75.0),
+    "claude-3-haiku": _anthropic(0.25, 1.25),
+}
+
+FREE_PROVIDERS = frozenset({"scripted"})
+
+
+def price_for(model: str) -> Price | None:
+    best = ""
+    for prefix in PRICES:
+        if model.startswith(prefix) and len(prefix) > len(best):
+            best = prefix
+    return PRICES[best] if best else None
+
+
+def cost_usd(provider: str, model: str, usage: Usage, override: Price | None = None) -> float | None:
+    """What `usage` costs in USD, or None when the model's price is unknown."""
+    if provider in FREE_PROVIDERS:
+        return 0.0
+    price = override or price_for(model)
+    if price is None:
+        return None
+    return (
+        usage.input_tokens * price.input
+        + usage.output_tokens * price.output
+        + usage.cache_write_tokens * price.cache_write
+        + usage.cache_read_tokens * price.cache_read
+    ) / 1_000_000

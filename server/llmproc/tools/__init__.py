@@ -1,0 +1,1 @@
+"""Tools: function tools, builtin tools and system calls, MCP servers, and the router."""
