@@ -148,7 +148,7 @@ def _describe(error: dict[str, Any]) -> tuple[tuple[Any, ...], str]:
         return loc, f"missing required key {key_path(loc)}"
     if kind == "literal_error":
         value = error.get("input")
-        choices = _literal_choices(tuple(p for p in loc if not str(p).startswith("literal[")))
+        choices = _literal_choices(tuple(p for p in loc if isinstance(p, str) and not p.startswith("literal[")))
         hint = suggest(str(value), choices) if isinstance(value, str) else ""
         expected = f"; expected one of: {', '.join(choices)}" if choices and not hint else ""
         return loc, f"invalid value {value!r} for {key_path(loc)}{expected}{hint}"

@@ -194,7 +194,7 @@ class AnthropicProvider:
                     reply = await client.messages.create(**kwargs)
                 return _response(reply)
             except Exception as err:
-                error = _provider_error(err, self.name, self._model.timeout)
+                error = err if isinstance(err, ProviderError) else _provider_error(err, self.name, self._model.timeout)
                 if error is None:
                     raise
                 if stream and error.retryable and not emitted and attempt < self._model.max_retries:
@@ -203,12 +203,20 @@ class AnthropicProvider:
                     continue
                 raise error from None
 
-    @staticmethod
-    async def _stream(client: Any, kwargs: dict[str, Any], on_text: Any) -> Any:
+    async def _stream(self, client: Any, kwargs: dict[str, Any], on_text: Any) -> Any:
+        complete = False
         async with client.messages.stream(**kwargs) as events:
             async for event in events:
                 if event.type == "text":
                     await on_text(event.text)
+                elif event.type == "message_stop":
+                    complete = True
+            if not complete:  # the connection closed mid-reply: never keep half a message
+                raise ProviderError(
+                    "the Anthropic stream ended before the reply was complete",
+                    provider=self.name,
+                    retryable=True,
+                )
             return await events.get_final_message()
 
 

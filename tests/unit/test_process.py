@@ -1,0 +1,300 @@
+"""Process behaviour with the offline scripted provider: state, atomic runs, tools, events."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import llmproc
+from llmproc import (
+    LLMProcess,
+    LLMProgram,
+    ProviderError,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    ToolError,
+    TurnFinished,
+    tool,
+)
+
+
+def scripted(*replies, **kwargs) -> LLMProgram:
+    return LLMProgram(model_name="test", provider="scripted", scripted_replies=list(replies), **kwargs)
+
+
+def call(name: str, **arguments) -> dict:
+    return {"tool_calls": [{"name": name, "arguments": arguments}]}
+
+
+async def test_conversation_state_is_kept_across_runs_and_reset():
+    process = await scripted("first", "second", "third").start()
+    assert str(await process.run("one")) == "first"
+    assert str(await process.run("two")) == "second"
+    assert process.get_last_message() == "second"
+    assert [m.role for m in process.messages] == ["user", "assistant", "user", "assistant"]
+    process.reset_state()
+    assert process.messages == ()
+    assert str(await process.run("again")) == "first"
+
+
+async def test_echo_mode_replies_with_the_user_message():
+    process = await LLMProgram(model_name="echo", provider="scripted").start()
+    result = await process.run("ping")
+    assert result.text == "ping"
+    assert result.cost_usd == 0.0
+    assert result.usage.input_tokens > 0
+
+
+async def test_run_result_carries_usage_tool_calls_and_process_id():
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    program = scripted(call("add", a=2, b=3), "five")
+    program.add_tool(add)
+    process = await program.start()
+    result = await process.run("2+3?")
+    assert result.text == "five"
+    assert result.process_id == process.id
+    assert result.stop_reason == "end_turn"
+    assert result.iterations == 2
+    assert [(c.name, c.arguments, c.result, c.is_error) for c in result.tool_calls] == [
+        ("add", {"a": 2, "b": 3}, "5", False)
+    ]
+    assert result.to_dict()["tool_calls"][0]["name"] == "add"
+
+
+async def test_several_tool_calls_in_one_turn_run_concurrently():
+    both_started = asyncio.Event()
+    started = 0
+
+    async def wait(name: str) -> str:
+        """Wait until every call of the turn has started."""
+        nonlocal started
+        started += 1
+        if started == 2:
+            both_started.set()
+        await asyncio.wait_for(both_started.wait(), timeout=5)
+        return name
+
+    reply = {"tool_calls": [{"name": "wait", "arguments": {"name": "a"}}, {"name": "wait", "arguments": {"name": "b"}}]}
+    program = scripted(reply, "done")
+    program.add_tool(wait)
+    process = await program.start()
+    result = await process.run("go")
+    assert {c.result for c in result.tool_calls} == {"a", "b"}
+    results = process.messages[2].content
+    assert [r.text for r in results] == ["a", "b"]  # results keep the order of the calls
+
+
+async def test_a_failing_tool_becomes_an_error_result_not_an_exception():
+    def broken() -> str:
+        """Always fails."""
+        raise RuntimeError("disk on fire")
+
+    def refuses() -> str:
+        """Refuses politely."""
+        raise ToolError("not allowed here")
+
+    program = scripted({"tool_calls": [{"name": "broken"}, {"name": "refuses"}, {"name": "missing"}]}, "recovered")
+    program.add_tool(broken).add_tool(refuses)
+    process = await program.start()
+    result = await process.run("try")
+    assert result.text == "recovered"
+    outcomes = {c.name: (c.is_error, c.result) for c in result.tool_calls}
+    assert outcomes["broken"] == (True, "tool 'broken' failed: RuntimeError: disk on fire")
+    assert outcomes["refuses"] == (True, "not allowed here")
+    assert outcomes["missing"][0] is True
+    assert "unknown tool 'missing'; available tools: broken, refuses" in outcomes["missing"][1]
+
+
+async def test_bad_tool_arguments_are_reported_to_the_model():
+    def square(x: int) -> int:
+        """Square a number."""
+        return x * x
+
+    program = scripted(call("square", x="abc"), "ok")
+    program.add_tool(square)
+    result = await (await program.start()).run("go")
+    assert result.tool_calls[0].is_error
+    assert "invalid arguments for tool 'square': x: Input should be a valid integer" in result.tool_calls[0].result
+
+
+async def test_a_slow_tool_times_out_as_an_error_result():
+    async def slow() -> str:
+        """Never finishes in time."""
+        await asyncio.sleep(30)
+        return "late"
+
+    program = LLMProgram(
+        model_name="t", provider="scripted", scripted_replies=[call("slow"), "gave up"], tool_timeout=0.05
+    )
+    program.add_tool(slow)
+    result = await (await program.start()).run("go")
+    assert result.text == "gave up"
+    assert result.tool_calls[0].result == "tool 'slow' timed out after 0.05s"
+
+
+async def test_max_iterations_stops_a_looping_model():
+    def noop() -> str:
+        """Does nothing."""
+        return "again"
+
+    program = LLMProgram(
+        model_name="t", provider="scripted", scripted_replies=[call("noop")], max_iterations=3
+    )
+    program.config.scripted.when_exhausted = "repeat_last"
+    program.add_tool(noop)
+    process = await program.start()
+    result = await process.run("loop")
+    assert result.stop_reason == "max_iterations"
+    assert result.iterations == 3
+    assert len(result.tool_calls) == 3
+    # the history stays well-formed: every tool call has its result
+    assert process.messages[-1].content[0].type == "tool_result"
+
+
+async def test_a_failed_run_leaves_the_history_unchanged():
+    process = await scripted("only one").start()
+    await process.run("first")
+    before = process.messages
+    with pytest.raises(ProviderError, match="no reply for model turn 2"):
+        await process.run("second")
+    assert process.messages == before
+    assert process.messages[-1].text == "only one"
+
+
+async def test_a_cancelled_run_leaves_the_history_unchanged():
+    gate = asyncio.Event()
+
+    async def hang() -> str:
+        """Waits forever."""
+        gate.set()
+        await asyncio.sleep(60)
+        return "never"
+
+    program = scripted(call("hang"), "never reached")
+    program.add_tool(hang)
+    process = await program.start()
+    task = asyncio.create_task(process.run("go"))
+    await asyncio.wait_for(gate.wait(), timeout=5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert process.messages == ()
+
+
+async def test_events_report_text_tool_calls_and_turns_in_order():
+    def echo(text: str) -> str:
+        """Echo text."""
+        return text
+
+    program = scripted(call("echo", text="hi"), "all done now")
+    program.add_tool(echo)
+    process = await program.start()
+    events = []
+
+    async def collect(event):
+        events.append(event)
+
+    await process.run("go", on_event=collect)
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[:3] == ["ToolCallStarted", "ToolCallFinished", "TurnFinished"]
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "all done now"
+    assert isinstance(events[-1], TurnFinished) and events[-1].iteration == 2
+    assert isinstance(events[0], ToolCallStarted) and isinstance(events[1], ToolCallFinished)
+
+
+async def test_a_broken_event_callback_does_not_break_the_run(caplog):
+    def explode(event):
+        raise ValueError("bad observer")
+
+    process = await scripted("fine").start()
+    process.add_callback(explode)
+    assert str(await process.run("go")) == "fine"
+    assert "event callback" in caplog.text
+
+
+async def test_fork_copies_state_and_diverges_independently():
+    process = await scripted("a", "b", "c").start()
+    await process.run("one")
+    child = process.fork()
+    assert child.id != process.id and child.parent_id == process.id
+    assert child.messages == process.messages
+    assert child.messages[0] is process.messages[0]  # shared, immutable
+    assert str(await child.run("child")) == "b"
+    assert len(process.messages) == 2 and len(child.messages) == 4
+
+
+def test_function_tool_schema_comes_from_hints_and_docstring():
+    @tool(name="lookup_city", access="read")
+    def lookup(city: str, limit: int = 3, exact: bool = False) -> list[str]:
+        """Find places by name.
+
+        Args:
+            city: The city to look for.
+            limit: How many results at most.
+        """
+        return [city] * limit
+
+    program = scripted("x", tools=[lookup])
+    process = LLMProcess(program)
+    (spec,) = process.tools.specs
+    assert spec.name == "lookup_city"
+    assert spec.description == "Find places by name."
+    assert spec.parameters == {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "city": {"type": "string", "description": "The city to look for."},
+            "limit": {"type": "integer", "default": 3, "description": "How many results at most."},
+            "exact": {"type": "boolean", "default": False},
+        },
+        "required": ["city"],
+    }
+
+
+def test_run_works_from_plain_synchronous_code(tmp_path):
+    program = tmp_path / "p.toml"
+    program.write_text('[model]\nname = "s"\nprovider = "scripted"\n[scripted]\nreplies = ["one", "two"]\n')
+    script = textwrap.dedent(
+        f"""
+        from llmproc import LLMProcess
+        process = LLMProcess.from_toml({str(program)!r})
+        print(process.run("hi"))
+        print(process.run("again"))
+        print(len(process.messages))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["one", "two", "4"]
+
+
+async def test_run_rejects_a_non_string_message():
+    process = await scripted("x").start()
+    with pytest.raises(TypeError, match="takes the user message as a str"):
+        await process.run(42)  # type: ignore[arg-type]
+
+
+def test_public_api_is_exactly_what_init_exports():
+    assert sorted(llmproc.__all__) == sorted(
+        [
+            "LLMProcError", "LLMProcess", "LLMProgram", "Message", "MissingAPIKeyError", "ProcessError",
+            "ProgramError", "ProviderError", "RunEvent", "RunResult", "TextDelta", "ToolCallFinished",
+            "ToolCallRecord", "ToolCallStarted", "ToolError", "TurnFinished", "Usage", "__version__", "tool",
+        ]
+    )  # fmt: skip
+    for name in llmproc.__all__:
+        assert hasattr(llmproc, name)
+
+
+def test_importing_llmproc_does_not_import_provider_sdks():
+    code = "import sys, llmproc; print(sorted(m for m in ('anthropic','openai','google.genai','mcp') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr
