@@ -140,6 +140,25 @@ async def test_a_slow_tool_times_out_as_an_error_result():
     assert result.tool_calls[0].result == "tool 'slow' timed out after 0.05s"
 
 
+async def test_a_blocking_sync_tool_is_abandoned_at_its_timeout():
+    import time
+
+    def blocking() -> str:
+        """Blocks its thread."""
+        time.sleep(1.5)
+        return "late"
+
+    program = LLMProgram(
+        model_name="t", provider="scripted", scripted_replies=[call("blocking"), "moved on"], tool_timeout=0.05
+    )
+    program.add_tool(blocking)
+    started = time.perf_counter()
+    result = await (await program.start()).run("go")
+    assert result.text == "moved on"
+    assert result.tool_calls[0].result == "tool 'blocking' timed out after 0.05s"
+    assert time.perf_counter() - started < 1.0
+
+
 async def test_max_iterations_stops_a_looping_model():
     def noop() -> str:
         """Does nothing."""

@@ -65,7 +65,7 @@ async def test_the_seed_api_keeps_conversation_state(anthropic_env, write_progra
     assert str(await process.run("Tell me more about that.")) == "It was created by Guido."
     second = anthropic_env.bodies()[1]["messages"]
     assert [m["role"] for m in second] == ["user", "assistant", "user"]
-    assert second[1]["content"] == [{"type": "text", "text": "Python is a language."}]
+    assert second[1]["content"] == "Python is a language."
     process.reset_state()
     anthropic_env.push(Turn(text="fresh"))
     await process.run("Hello")
@@ -98,7 +98,7 @@ async def test_tool_round_trip_sends_results_the_api_accepts(make_process, anthr
     assert tool_use["type"] == "tool_use" and tool_use["input"] == {"city": "Paris"}
     tool_result = second["messages"][2]["content"][0]
     assert tool_result["tool_use_id"] == tool_use["id"]
-    assert tool_result["content"] == [{"type": "text", "text": "sunny in Paris"}]
+    assert tool_result["content"] == "sunny in Paris"
     assert tool_result["is_error"] is False
 
 
@@ -108,7 +108,7 @@ async def test_parallel_tool_calls_all_get_results(make_process, anthropic_env):
     result = await make_process(tools=[weather]).run("Weather in three cities?")
     assert result.text == "Three answers."
     results = anthropic_env.bodies()[1]["messages"][2]["content"]
-    assert [r["content"][0]["text"] for r in results] == ["sunny in Oslo", "sunny in Rome", "sunny in Lima"]
+    assert [r["content"] for r in results] == ["sunny in Oslo", "sunny in Rome", "sunny in Lima"]
 
 
 async def test_streaming_delivers_text_deltas_and_the_same_result(make_process, anthropic_env):

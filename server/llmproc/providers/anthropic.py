@@ -141,9 +141,11 @@ class AnthropicProvider:
     def _convert(self, message: Message) -> dict[str, Any]:
         converted = self._converted.get(message.id)
         if converted is None:
-            content = [block for b in message.content if (block := self._block(b)) is not None]
+            content: Any = [block for b in message.content if (block := self._block(b)) is not None]
             if not content:
                 content = [{"type": "text", "text": "(empty)"}]
+            if len(content) == 1 and content[0]["type"] == "text":
+                content = content[0]["text"]  # the compact form: less for the SDK to copy and encode
             converted = self._converted[message.id] = {"role": message.role, "content": content}
         return converted
 
@@ -153,11 +155,12 @@ class AnthropicProvider:
         if isinstance(block, ToolCallBlock):
             return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.arguments}
         if isinstance(block, ToolResultBlock):
-            content = [b for b in (self._block(c) for c in block.content) if b is not None]
+            parts = [b for b in (self._block(c) for c in block.content) if b is not None]
+            content: Any = parts[0]["text"] if len(parts) == 1 and parts[0]["type"] == "text" else parts
             return {
                 "type": "tool_result",
                 "tool_use_id": block.tool_call_id,
-                "content": content or [{"type": "text", "text": "(no output)"}],
+                "content": content or "(no output)",
                 "is_error": block.is_error,
             }
         if isinstance(block, ThinkingBlock):
@@ -222,7 +225,8 @@ class AnthropicProvider:
 
 def _with_cache_breakpoint(message: dict[str, Any]) -> dict[str, Any]:
     """A copy of `message` whose last cacheable block carries a cache breakpoint."""
-    content = list(message["content"])
+    content = message["content"]
+    content = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
     for i in range(len(content) - 1, -1, -1):
         if content[i].get("type") not in ("thinking", "redacted_thinking"):
             content[i] = dict(content[i], cache_control=_CACHE)

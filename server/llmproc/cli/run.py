@@ -1,0 +1,85 @@
+"""`llmproc PROGRAM [PROMPT]`: run a program once and print the reply.
+
+The prompt comes from the argument or -p, else from piped stdin, else from the
+program's [prompt] user. On a terminal the reply streams as it arrives. Exit codes:
+0 success, 1 provider error, 2 usage error, 3 program error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from typing import Any
+
+EXIT_PROVIDER, EXIT_USAGE, EXIT_PROGRAM, EXIT_INTERRUPTED = 1, 2, 3, 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmproc", description="Run an llmproc program once and print the reply.")
+    parser.add_argument("program", help="path to a program (.toml)")
+    parser.add_argument("prompt", nargs="?", help="the user message (or use -p, or pipe it on stdin)")
+    parser.add_argument("-p", "--prompt", dest="prompt_option", metavar="PROMPT", help="the user message")
+    parser.add_argument("--json", action="store_true", help="print the RunResult as JSON")
+    parser.add_argument("--no-stream", action="store_true", help="print the reply only when it is complete")
+    return parser
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"llmproc: error: {message}", file=sys.stderr)
+    return code
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from llmproc import LLMProcess, LLMProgram, ProgramError, ProviderError, TextDelta
+
+    try:
+        program = LLMProgram.from_toml(args.program)
+    except ProgramError as err:
+        return _fail(EXIT_PROGRAM, str(err))
+    prompt = args.prompt_option or args.prompt
+    if prompt is None and not sys.stdin.isatty():
+        prompt = sys.stdin.read().strip() or None
+    prompt = prompt or program.config.prompt.user
+    if not prompt:
+        return _fail(EXIT_USAGE, "no prompt: pass one as an argument, with -p, on stdin, or as [prompt] user")
+    process = LLMProcess(program)
+    stream = not args.json and not args.no_stream and sys.stdout.isatty()
+    streamed = False
+
+    def show(event: Any) -> None:
+        nonlocal streamed
+        if isinstance(event, TextDelta):
+            streamed = True
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+
+    try:
+        result = await process.run(prompt, on_event=show if stream else None)
+    except ProviderError as err:
+        return _fail(EXIT_PROVIDER, str(err))
+    if args.json:
+        print(json.dumps({"program": str(program.path), **result.to_dict()}, indent=2))
+    elif streamed:
+        print()
+    else:
+        print(result.text)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return asyncio.run(_run(args))
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (| head): not an error worth a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
