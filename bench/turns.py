@@ -51,11 +51,15 @@ async def plain_sdk_loop(url: str, turns: int) -> float:
             reply = await client.messages.create(
                 model=MODEL, max_tokens=1024, system=SYSTEM, messages=messages, tools=tools
             )
-            messages.append({"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in reply.content]})
+            messages.append(
+                {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in reply.content]}
+            )
             calls = [b for b in reply.content if b.type == "tool_use"]
             if not calls:
                 break
-            results = [{"type": "tool_result", "tool_use_id": c.id, "content": lookup(**c.input)} for c in calls]
+            results = [
+                {"type": "tool_result", "tool_use_id": c.id, "content": lookup(**c.input)} for c in calls
+            ]
             messages.append({"role": "user", "content": results})
     elapsed = time.process_time() - start
     await client.close()
@@ -80,7 +84,11 @@ def main() -> None:
     lengths = [int(a) for a in sys.argv[1:]] or [50, 300]
     os.environ["ANTHROPIC_API_KEY"] = "test-key"
     server = subprocess.Popen(
-        [sys.executable, "-m", "fake_provider"], cwd=ROOT / "tests", stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "fake_provider"],
+        cwd=ROOT / "tests",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         url = server.stdout.readline().strip()  # type: ignore[union-attr]

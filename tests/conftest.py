@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fake_provider import FakeProviderServer  # noqa: E402
+from fake_provider import FakeProviderServer
 
 _real_connect = socket.socket.connect
 

@@ -1,8 +1,8 @@
 """llmproc: LLM agents as processes. A TOML file is the program; llmproc is the kernel.
 
-    process = LLMProcess.from_toml("programs/minimal.toml")
-    result = await process.run("Hello!")     # or process.run(...) from sync code
-    print(result)                            # the reply text; result.usage, result.cost_usd, ...
+process = LLMProcess.from_toml("programs/minimal.toml")
+result = await process.run("Hello!")     # or process.run(...) from sync code
+print(result)                            # the reply text; result.usage, result.cost_usd, ...
 """
 
 from .errors import (

@@ -38,7 +38,9 @@ class ModelConfig(_Section):
 
     name: str = Field(min_length=1, description="Model name as the provider spells it.")
     provider: ProviderName = Field(description="Which API serves the model.")
-    display_name: str | None = Field(None, description="Name shown by the CLIs; defaults to provider and name.")
+    display_name: str | None = Field(
+        None, description="Name shown by the CLIs; defaults to provider and name."
+    )
     base_url: str | None = Field(
         None, description="API base URL; overrides the SDK's environment variable (e.g. ANTHROPIC_BASE_URL)."
     )

@@ -151,8 +151,10 @@ class LLMProcess:
             records.append(_record(call, result, seconds))
             await emit(callbacks, ToolCallFinished(call, result, seconds))
 
-        for iteration in range(1, self.program.config.model.max_iterations + 1):  # noqa: B007
-            request = ProviderRequest(self.program.system_prompt, self._history + pending, self.tools.specs, on_text)
+        for iteration in range(1, self.program.config.model.max_iterations + 1):
+            request = ProviderRequest(
+                self.program.system_prompt, self._history + pending, self.tools.specs, on_text
+            )
             response = await provider.complete(request)
             self._account(response.usage)
             usage += response.usage
@@ -184,11 +186,13 @@ class LLMProcess:
         override = None
         if model.pricing is not None:
             p = model.pricing
-            override = Price(p.input, p.output, p.cache_write or p.input * 1.25, p.cache_read or p.input * 0.1)
+            override = Price(
+                p.input, p.output, p.cache_write or p.input * 1.25, p.cache_read or p.input * 0.1
+            )
         return cost_usd(model.provider, model.name, usage, override)
 
     def _account(self, usage: Usage) -> None:
-        """Totals count every completed request, including those of runs that later failed: they are billed."""
+        """Totals count every completed request, even in runs that later failed: those are billed too."""
         self.usage += usage
         cost = self._cost(usage)
         self.cost_usd = None if cost is None or self.cost_usd is None else self.cost_usd + cost

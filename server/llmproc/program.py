@@ -59,7 +59,9 @@ def _parse_toml(path: Path) -> tuple[dict[str, Any], str]:
         raise ProgramError(f"{path}: program file not found")
     text = read_text_file(path, what="program file", source=str(path))
     if not text.strip():
-        raise ProgramError(f"{path}: program file is empty; a program needs at least [model] name and provider")
+        raise ProgramError(
+            f"{path}: program file is empty; a program needs at least [model] name and provider"
+        )
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as err:
@@ -172,8 +174,8 @@ class LLMProgram:
     def _check_provider_fit(self) -> None:
         provider = self.config.model.provider
         allowed = supported_parameters(provider)
-        for name in self.config.parameters.given() if allowed is not None else ():
-            if name not in allowed:
+        for name in self.config.parameters.given():
+            if allowed is not None and name not in allowed:
                 hint = suggest(name, allowed)
                 raise self._error(
                     ("parameters", name),

@@ -88,6 +88,11 @@ def _literal_choices(loc: tuple[Any, ...]) -> list[str]:
     return choices
 
 
+def section_name(loc: tuple[Any, ...]) -> str:
+    """('mcp', 'servers', 'time') -> '[mcp.servers.time]'."""
+    return "[" + ".".join(str(p) for p in loc if isinstance(p, str)) + "]"
+
+
 def key_path(loc: tuple[Any, ...]) -> str:
     """('prompt', 'system_prompt') -> '[prompt] system_prompt'; list indexes shown as [i]."""
     parts = [str(p) for p in loc if not isinstance(p, int) and not str(p).startswith(("str", "list["))]
@@ -143,18 +148,22 @@ def _describe(error: dict[str, Any]) -> tuple[tuple[Any, ...], str]:
         hint = suggest(key, _keys_of(model)) if model else ""
         if not parent:
             return loc, _unknown_section_text(key)
-        return loc, f"unknown key '{key}' in {key_path(parent + ('',)).split(' ')[0]}{hint}"
+        return loc, f"unknown key '{key}' in {section_name(parent)}{hint}"
     if kind == "missing":
         return loc, f"missing required key {key_path(loc)}"
     if kind == "literal_error":
         value = error.get("input")
-        choices = _literal_choices(tuple(p for p in loc if isinstance(p, str) and not p.startswith("literal[")))
+        choices = _literal_choices(
+            tuple(p for p in loc if isinstance(p, str) and not p.startswith("literal["))
+        )
         hint = suggest(str(value), choices) if isinstance(value, str) else ""
         expected = f"; expected one of: {', '.join(choices)}" if choices and not hint else ""
         return loc, f"invalid value {value!r} for {key_path(loc)}{expected}{hint}"
     message = error["msg"].removeprefix("Value error, ")
     value = error.get("input")
-    shown = f" (got {value!r})" if isinstance(value, (str, int, float, bool)) and len(repr(value)) < 60 else ""
+    shown = (
+        f" (got {value!r})" if isinstance(value, (str, int, float, bool)) and len(repr(value)) < 60 else ""
+    )
     return loc, f"{key_path(loc)}: {message}{shown}"
 
 

@@ -120,8 +120,8 @@ def validate(fake: FakeProviderServer, body: Any, path: str) -> str | None:
             if has_tool_use and blocks[0].get("type") not in ("thinking", "redacted_thinking"):
                 return (
                     f"messages.{index}.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
-                    f"`{blocks[0].get('type')}`. When `thinking` is enabled, a final `assistant` message must "
-                    "start with a thinking block."
+                    f"`{blocks[0].get('type')}`. When `thinking` is enabled, a final `assistant` message "
+                    "must start with a thinking block."
                 )
     if pending_tool_ids:
         return "messages: the last assistant message has tool_use blocks without results"
@@ -159,7 +159,9 @@ def view(body: dict[str, Any]) -> ConversationView:
     return ConversationView(bool(results), result_text, first_tool, user_text)
 
 
-def handle(fake: FakeProviderServer, path: str, headers: dict[str, str], body: Any) -> JsonResponse | SseResponse:
+def handle(
+    fake: FakeProviderServer, path: str, headers: dict[str, str], body: Any
+) -> JsonResponse | SseResponse:
     if not _authorized(fake, headers, path):
         return _error(401, "authentication_error", "invalid x-api-key")
     if "anthropic-version" not in headers and not path.endswith("Predict"):
@@ -203,9 +205,15 @@ def _fault(fault: Fault) -> JsonResponse | SseResponse:
 
 def build_message_from_text(text: str) -> Message:
     return Message(
-        id="msg_fake", type="message", role="assistant", model="fake", content=[TextBlock(type="text", text=text)],
-        stop_reason="end_turn", stop_sequence=None, usage=Usage(input_tokens=1, output_tokens=1),
-    )  # fmt: skip
+        id="msg_fake",
+        type="message",
+        role="assistant",
+        model="fake",
+        content=[TextBlock(type="text", text=text)],
+        stop_reason="end_turn",
+        stop_sequence=None,
+        usage=Usage(input_tokens=1, output_tokens=1),
+    )
 
 
 def build_message(fake: FakeProviderServer, turn: Turn, model: str) -> Message:
@@ -261,7 +269,9 @@ def stream_response(message: Message) -> SseResponse:
     for index, block in enumerate(message.content):
         if isinstance(block, ThinkingBlock):
             empty: Any = ThinkingBlock(type="thinking", thinking="", signature="")
-            deltas: list[Any] = [ThinkingDelta(type="thinking_delta", thinking=p) for p in _pieces(block.thinking)]
+            deltas: list[Any] = [
+                ThinkingDelta(type="thinking_delta", thinking=p) for p in _pieces(block.thinking)
+            ]
             deltas.append(SignatureDelta(type="signature_delta", signature=block.signature))
         elif isinstance(block, TextBlock):
             empty = TextBlock(type="text", text="")
@@ -270,7 +280,10 @@ def stream_response(message: Message) -> SseResponse:
             assert isinstance(block, ToolUseBlock)
             empty = ToolUseBlock(type="tool_use", id=block.id, name=block.name, input={})
             raw = json.dumps(block.input)
-            deltas = [InputJSONDelta(type="input_json_delta", partial_json=raw[i : i + 8]) for i in range(0, len(raw), 8)]
+            deltas = [
+                InputJSONDelta(type="input_json_delta", partial_json=raw[i : i + 8])
+                for i in range(0, len(raw), 8)
+            ]
         start_event = RawContentBlockStartEvent(type="content_block_start", index=index, content_block=empty)
         frames.append(_frame("content_block_start", _dump(start_event)))
         if index == 0:
@@ -278,7 +291,11 @@ def stream_response(message: Message) -> SseResponse:
         for delta in deltas:
             event = RawContentBlockDeltaEvent(type="content_block_delta", index=index, delta=delta)
             frames.append(_frame("content_block_delta", _dump(event)))
-        frames.append(_frame("content_block_stop", _dump(RawContentBlockStopEvent(type="content_block_stop", index=index))))
+        frames.append(
+            _frame(
+                "content_block_stop", _dump(RawContentBlockStopEvent(type="content_block_stop", index=index))
+            )
+        )
     usage = message.usage
     delta_event = RawMessageDeltaEvent(
         type="message_delta",

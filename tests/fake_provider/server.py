@@ -174,7 +174,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._write_json(response)
 
     def _write_json(self, response: JsonResponse) -> None:
-        data = b'{"type": "message", "content": [' if response.malformed else json.dumps(response.body).encode()
+        data = (
+            b'{"type": "message", "content": [' if response.malformed else json.dumps(response.body).encode()
+        )
         self.send_response(response.status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))

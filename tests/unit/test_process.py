@@ -82,7 +82,12 @@ async def test_several_tool_calls_in_one_turn_run_concurrently():
         await asyncio.wait_for(both_started.wait(), timeout=5)
         return name
 
-    reply = {"tool_calls": [{"name": "wait", "arguments": {"name": "a"}}, {"name": "wait", "arguments": {"name": "b"}}]}
+    reply = {
+        "tool_calls": [
+            {"name": "wait", "arguments": {"name": "a"}},
+            {"name": "wait", "arguments": {"name": "b"}},
+        ]
+    }
     program = scripted(reply, "done")
     program.add_tool(wait)
     process = await program.start()
@@ -101,7 +106,9 @@ async def test_a_failing_tool_becomes_an_error_result_not_an_exception():
         """Refuses politely."""
         raise ToolError("not allowed here")
 
-    program = scripted({"tool_calls": [{"name": "broken"}, {"name": "refuses"}, {"name": "missing"}]}, "recovered")
+    program = scripted(
+        {"tool_calls": [{"name": "broken"}, {"name": "refuses"}, {"name": "missing"}]}, "recovered"
+    )
     program.add_tool(broken).add_tool(refuses)
     process = await program.start()
     result = await process.run("try")
@@ -122,7 +129,10 @@ async def test_bad_tool_arguments_are_reported_to_the_model():
     program.add_tool(square)
     result = await (await program.start()).run("go")
     assert result.tool_calls[0].is_error
-    assert "invalid arguments for tool 'square': x: Input should be a valid integer" in result.tool_calls[0].result
+    assert (
+        "invalid arguments for tool 'square': x: Input should be a valid integer"
+        in result.tool_calls[0].result
+    )
 
 
 async def test_a_slow_tool_times_out_as_an_error_result():
@@ -149,7 +159,10 @@ async def test_a_blocking_sync_tool_is_abandoned_at_its_timeout():
         return "late"
 
     program = LLMProgram(
-        model_name="t", provider="scripted", scripted_replies=[call("blocking"), "moved on"], tool_timeout=0.05
+        model_name="t",
+        provider="scripted",
+        scripted_replies=[call("blocking"), "moved on"],
+        tool_timeout=0.05,
     )
     program.add_tool(blocking)
     started = time.perf_counter()
@@ -314,6 +327,7 @@ def test_public_api_is_exactly_what_init_exports():
 
 
 def test_importing_llmproc_does_not_import_provider_sdks():
-    code = "import sys, llmproc; print(sorted(m for m in ('anthropic','openai','google.genai','mcp') if m in sys.modules))"
+    sdks = "('anthropic', 'openai', 'google.genai', 'mcp')"
+    code = f"import sys, llmproc; print(sorted(m for m in {sdks} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr

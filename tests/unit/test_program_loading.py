@@ -162,7 +162,10 @@ def test_toml_syntax_error_names_line(write_program):
         (lambda d: (d / "program.toml").mkdir(), "is a directory"),
         (lambda d: (d / "program.toml").write_text("  \n"), "program file is empty"),
         (lambda d: (d / "program.toml").write_bytes(b"\x00\x01binary"), "is a binary file"),
-        (lambda d: (d / "program.toml").write_bytes(b"[model]\nname = '\xff'\n"), r"is not UTF-8 text \(byte 0xff"),
+        (
+            lambda d: (d / "program.toml").write_bytes(b"[model]\nname = '\xff'\n"),
+            r"is not UTF-8 text \(byte 0xff",
+        ),
     ],
     ids=["missing", "directory", "empty", "binary", "not-utf8"],
 )
@@ -187,7 +190,9 @@ def test_missing_system_prompt_file_is_named(write_program):
 def test_system_prompt_file_is_read_relative_to_the_program(write_program, tmp_path):
     (tmp_path / "prompts").mkdir()
     (tmp_path / "prompts" / "sys.md").write_text("From a file.")
-    program = LLMProgram.from_toml(write_program(MINIMAL + '\n[prompt]\nsystem_prompt_file = "prompts/sys.md"\n'))
+    program = LLMProgram.from_toml(
+        write_program(MINIMAL + '\n[prompt]\nsystem_prompt_file = "prompts/sys.md"\n')
+    )
     assert program.system_prompt == "From a file."
 
 

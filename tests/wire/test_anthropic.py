@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from fake_provider import Fault, ScriptedToolCall, Turn, TurnUsage
 
+from fake_provider import Fault, ScriptedToolCall, Turn, TurnUsage
 from llmproc import LLMProcess, LLMProgram, MissingAPIKeyError, ProviderError, TextDelta
 
 PROGRAM = """
@@ -22,7 +22,9 @@ system_prompt = "You are terse."
 
 @pytest.fixture
 def make_process(anthropic_env, write_program):
-    def make(extra: str = "", *, retries: int = 2, timeout: float = 30, model_extra: str = "", tools=()) -> LLMProcess:
+    def make(
+        extra: str = "", *, retries: int = 2, timeout: float = 30, model_extra: str = "", tools=()
+    ) -> LLMProcess:
         text = PROGRAM.format(extra=extra, retries=retries, timeout=timeout, model_extra=model_extra)
         program = LLMProgram.from_toml(write_program(text))
         for function in tools:
@@ -49,7 +51,9 @@ async def test_plain_reply_sends_a_valid_request_with_cache_breakpoints(make_pro
     body = anthropic_env.bodies()[0]
     assert body["model"] == "claude-haiku-4-5"
     assert body["max_tokens"] == 4096
-    assert body["system"] == [{"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral"}}]
+    assert body["system"] == [
+        {"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral"}}
+    ]
     assert body["messages"] == [
         {"role": "user", "content": [{"type": "text", "text": "Hi", "cache_control": {"type": "ephemeral"}}]}
     ]
@@ -60,7 +64,9 @@ async def test_plain_reply_sends_a_valid_request_with_cache_breakpoints(make_pro
 
 async def test_the_seed_api_keeps_conversation_state(anthropic_env, write_program):
     anthropic_env.push(Turn(text="Python is a language."), Turn(text="It was created by Guido."))
-    process = LLMProcess.from_toml(write_program(PROGRAM.format(extra="", retries=0, timeout=30, model_extra="")))
+    process = LLMProcess.from_toml(
+        write_program(PROGRAM.format(extra="", retries=0, timeout=30, model_extra=""))
+    )
     assert str(await process.run("What is Python?")) == "Python is a language."
     assert str(await process.run("Tell me more about that.")) == "It was created by Guido."
     second = anthropic_env.bodies()[1]["messages"]
@@ -129,10 +135,15 @@ async def test_streaming_delivers_text_deltas_and_the_same_result(make_process, 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
 async def test_thinking_blocks_are_echoed_unchanged_across_tool_turns(make_process, anthropic_env, stream):
     anthropic_env.push(
-        Turn(thinking="I should look up the weather.", tool_calls=(ScriptedToolCall("weather", {"city": "Bern"}),)),
+        Turn(
+            thinking="I should look up the weather.",
+            tool_calls=(ScriptedToolCall("weather", {"city": "Bern"}),),
+        ),
         Turn(thinking="Now answer.", text="Sunny in Bern.", usage=TurnUsage(reasoning_tokens=7)),
     )
-    process = make_process("[parameters]\nmax_tokens = 8000\n[parameters.thinking]\nbudget_tokens = 2048\n", tools=[weather])
+    process = make_process(
+        "[parameters]\nmax_tokens = 8000\n[parameters.thinking]\nbudget_tokens = 2048\n", tools=[weather]
+    )
     if stream:
         process.add_callback(lambda e: None)
     result = await process.run("Weather in Bern?")
@@ -148,8 +159,12 @@ async def test_thinking_blocks_are_echoed_unchanged_across_tool_turns(make_proce
 
 async def test_usage_with_cache_tokens_and_cost(make_process, anthropic_env):
     anthropic_env.push(
-        Turn(text="cached", usage=TurnUsage(input_tokens=100, output_tokens=50, cache_read_tokens=1000,
-                                            cache_write_tokens=200)),  # fmt: skip
+        Turn(
+            text="cached",
+            usage=TurnUsage(
+                input_tokens=100, output_tokens=50, cache_read_tokens=1000, cache_write_tokens=200
+            ),
+        ),
     )
     process = make_process()
     result = await process.run("hi")
@@ -188,7 +203,8 @@ async def test_disable_automatic_caching_sends_no_breakpoints(make_process, anth
 
 async def test_parameters_map_to_the_api(make_process, anthropic_env):
     anthropic_env.push(Turn(text="ok"))
-    extra = '[parameters]\nmax_tokens = 300\ntemperature = 0.5\ntop_k = 40\nstop = ["END"]\nreasoning_effort = "low"\n'
+    extra = "[parameters]\nmax_tokens = 300\ntemperature = 0.5\ntop_k = 40\n"
+    extra += 'stop = ["END"]\nreasoning_effort = "low"\n'
     await make_process(extra).run("hi")
     body = anthropic_env.bodies()[0]
     assert body["max_tokens"] == 300
@@ -213,12 +229,16 @@ async def test_exhausted_retries_raise_one_provider_error_and_keep_history(make_
     anthropic_env.push(Turn(text="first answer"))
     await process.run("one")
     before = process.messages
-    anthropic_env.push(*[Fault(status=429, error_type="rate_limit_error", message="slow down", retry_after="0")] * 2)
+    anthropic_env.push(
+        *[Fault(status=429, error_type="rate_limit_error", message="slow down", retry_after="0")] * 2
+    )
     with pytest.raises(ProviderError) as info:
         await process.run("two")
     error = info.value
     assert error.status == 429 and error.kind == "rate_limit_error" and error.retryable
-    assert str(error) == "Anthropic API error 429 (rate_limit_error): slow down (rate limited; try again later)"
+    assert (
+        str(error) == "Anthropic API error 429 (rate_limit_error): slow down (rate limited; try again later)"
+    )
     assert process.messages == before
     anthropic_env.push(Turn(text="works again"))
     assert str(await process.run("three")) == "works again"
@@ -226,7 +246,9 @@ async def test_exhausted_retries_raise_one_provider_error_and_keep_history(make_
 
 async def test_bad_request_is_not_retried_and_says_why(make_process, anthropic_env):
     anthropic_env.push(Fault(status=400, error_type="invalid_request_error", message="prompt is too long"))
-    with pytest.raises(ProviderError, match=r"Anthropic API error 400 \(invalid_request_error\): prompt is too long"):
+    with pytest.raises(
+        ProviderError, match=r"Anthropic API error 400 \(invalid_request_error\): prompt is too long"
+    ):
         await make_process(retries=2).run("hi")
     assert len(anthropic_env.requests) == 1
 
@@ -270,7 +292,7 @@ async def test_missing_api_key_names_the_variable(write_program, monkeypatch):
         await process.run("hi")
     assert process.messages == ()
     custom = LLMProcess.from_toml(write_program(text + 'api_key_env = "MY_CLAUDE_KEY"\n', "custom.toml"))
-    with pytest.raises(MissingAPIKeyError, match="set the environment variable MY_CLAUDE_KEY$"):
+    with pytest.raises(MissingAPIKeyError, match=r"set the environment variable MY_CLAUDE_KEY$"):
         await custom.run("hi")
 
 
@@ -278,7 +300,10 @@ async def test_api_key_env_and_base_url_from_the_program(fake, write_program, mo
     monkeypatch.setenv("MY_CLAUDE_KEY", fake.api_key)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")  # overridden by [model] base_url
     fake.push(Turn(text="via base_url"))
-    text = f'[model]\nname = "claude-haiku-4-5"\nprovider = "anthropic"\napi_key_env = "MY_CLAUDE_KEY"\nbase_url = "{fake.url}"\n'
+    text = (
+        '[model]\nname = "claude-haiku-4-5"\nprovider = "anthropic"\n'
+        f'api_key_env = "MY_CLAUDE_KEY"\nbase_url = "{fake.url}"\n'
+    )
     assert str(await LLMProcess.from_toml(write_program(text)).run("hi")) == "via base_url"
 
 

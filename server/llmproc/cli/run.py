@@ -18,7 +18,9 @@ EXIT_PROVIDER, EXIT_USAGE, EXIT_PROGRAM, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llmproc", description="Run an llmproc program once and print the reply.")
+    parser = argparse.ArgumentParser(
+        prog="llmproc", description="Run an llmproc program once and print the reply."
+    )
     parser.add_argument("program", help="path to a program (.toml)")
     parser.add_argument("prompt", nargs="?", help="the user message (or use -p, or pipe it on stdin)")
     parser.add_argument("-p", "--prompt", dest="prompt_option", metavar="PROMPT", help="the user message")

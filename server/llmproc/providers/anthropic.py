@@ -59,7 +59,7 @@ class AnthropicProvider:
         model = self._model
         if self.name == "anthropic_vertex":
             key: tuple[Any, ...] = ("anthropic_vertex", model.base_url, model.project_id, model.region)
-            return self._kernel.shared_client(key + (model.timeout, model.max_retries), self._new_vertex)
+            return self._kernel.shared_client((*key, model.timeout, model.max_retries), self._new_vertex)
         env_name = model.api_key_env or "ANTHROPIC_API_KEY"
         api_key = os.environ.get(env_name)
         auth_token = None if api_key or model.api_key_env else os.environ.get("ANTHROPIC_AUTH_TOKEN")
@@ -87,13 +87,19 @@ class AnthropicProvider:
         import anthropic
 
         model = self._model
-        return anthropic.AsyncAnthropicVertex(
-            project_id=model.project_id or os.environ.get("ANTHROPIC_VERTEX_PROJECT_ID"),
-            region=model.region or os.environ.get("CLOUD_ML_REGION") or "us-east5",
-            base_url=model.base_url,
-            timeout=model.timeout,
-            max_retries=model.max_retries,
-        )
+        options: dict[str, Any] = {"timeout": model.timeout, "max_retries": model.max_retries}
+        if model.project_id:
+            options["project_id"] = model.project_id
+        if model.region:
+            options["region"] = model.region
+        if model.base_url:
+            options["base_url"] = model.base_url
+        try:
+            return anthropic.AsyncAnthropicVertex(**options)  # reads its standard env vars for the rest
+        except ValueError as err:  # no region: the SDK says which variable; add our key
+            raise ProviderError(
+                f"provider 'anthropic_vertex': {err} (or set [model] region)", provider=self.name
+            ) from None
 
     # -- request -------------------------------------------------------------------------------
 
@@ -110,7 +116,9 @@ class AnthropicProvider:
         if params.reasoning_effort is not None:
             options["output_config"] = {"effort": params.reasoning_effort}
         # The 2.x SDK has no sampling arguments; the API takes them in the body.
-        body = {name: getattr(params, name) for name in _SAMPLING_IN_BODY if getattr(params, name) is not None}
+        body = {
+            name: getattr(params, name) for name in _SAMPLING_IN_BODY if getattr(params, name) is not None
+        }
         body.update(params.extra_body or {})
         if body:
             options["extra_body"] = body
@@ -197,7 +205,11 @@ class AnthropicProvider:
                     reply = await client.messages.create(**kwargs)
                 return _response(reply)
             except Exception as err:
-                error = err if isinstance(err, ProviderError) else _provider_error(err, self.name, self._model.timeout)
+                error = (
+                    err
+                    if isinstance(err, ProviderError)
+                    else _provider_error(err, self.name, self._model.timeout)
+                )
                 if error is None:
                     raise
                 if stream and error.retryable and not emitted and attempt < self._model.max_retries:
@@ -286,9 +298,7 @@ def _provider_error(err: Exception, provider: str, timeout: float) -> ProviderEr
         )
     if isinstance(err, anthropic.APIConnectionError):
         cause = err.__cause__ or err
-        return ProviderError(
-            f"could not reach the Anthropic API: {cause}", provider=provider, retryable=True
-        )
+        return ProviderError(f"could not reach the Anthropic API: {cause}", provider=provider, retryable=True)
     if isinstance(err, anthropic.APIStatusError):
         body = err.body if isinstance(err.body, dict) else {}
         detail = body.get("error", body) if isinstance(body.get("error", body), dict) else {}

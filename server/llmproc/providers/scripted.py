@@ -61,7 +61,9 @@ class ScriptedProvider:
             blocks.append(ThinkingBlock(reply.thinking, provider="scripted"))
         if reply.text:
             blocks.append(TextBlock(reply.text))
-        blocks += [ToolCallBlock(f"call_{next(_call_ids)}", c.name, dict(c.arguments)) for c in reply.tool_calls]
+        blocks += [
+            ToolCallBlock(f"call_{next(_call_ids)}", c.name, dict(c.arguments)) for c in reply.tool_calls
+        ]
         message = Message("assistant", tuple(blocks))
         prompt_chars = len(request.system) + sum(len(m.text) for m in request.messages)
         usage = Usage(input_tokens=prompt_chars // 4 + 1, output_tokens=len(reply.text) // 4 + 1)

@@ -84,9 +84,7 @@ class FunctionTool:
             annotation = hints.get(param.name, Any)
             default = ... if param.default is param.empty else param.default
             fields[param.name] = (annotation, Field(default, description=arg_docs.get(param.name) or None))
-        return create_model(  # type: ignore[call-overload, no-any-return]
-            f"{function.__name__}_arguments", __config__=ConfigDict(extra="forbid"), **fields
-        )
+        return create_model(f"{function.__name__}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
 
     async def call(self, arguments: dict[str, Any]) -> ToolOutcome:
         try:
@@ -95,7 +93,9 @@ class FunctionTool:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in err.errors()
             )
-            return ToolOutcome.text(f"invalid arguments for tool '{self.spec.name}': {problems}", is_error=True)
+            return ToolOutcome.text(
+                f"invalid arguments for tool '{self.spec.name}': {problems}", is_error=True
+            )
         kwargs = {name: getattr(validated, name) for name in type(validated).model_fields}
         try:
             if self.is_async:
@@ -107,7 +107,9 @@ class FunctionTool:
         except ToolError as err:
             return ToolOutcome.text(str(err), is_error=True)
         except Exception as err:
-            return ToolOutcome.text(f"tool '{self.spec.name}' failed: {type(err).__name__}: {err}", is_error=True)
+            return ToolOutcome.text(
+                f"tool '{self.spec.name}' failed: {type(err).__name__}: {err}", is_error=True
+            )
         return ToolOutcome.text(render_value(value))
 
 

@@ -45,7 +45,9 @@ class ToolRouter:
             try:
                 return await toolset.call(call.name, call.arguments)
             except Exception as err:  # a toolset bug must not end the run
-                return ToolOutcome.text(f"tool '{call.name}' failed: {type(err).__name__}: {err}", is_error=True)
+                return ToolOutcome.text(
+                    f"tool '{call.name}' failed: {type(err).__name__}: {err}", is_error=True
+                )
         return ToolOutcome.text(f"tool '{call.name}' timed out after {self.timeout:g}s", is_error=True)
 
     async def run_all(

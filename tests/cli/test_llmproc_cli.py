@@ -1,0 +1,92 @@
+"""`llmproc` driven as a user would: a subprocess, against the fake provider."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from fake_provider import Fault, Turn
+
+SCRIPTED = '[model]\nname = "s"\nprovider = "scripted"\n[prompt]\nuser = "from the program"\n'
+
+
+def llmproc(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "llmproc.cli.run", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_prompt_argument_prints_the_reply(write_program):
+    done = llmproc(str(write_program(SCRIPTED)), "echo me")
+    assert (done.returncode, done.stdout) == (0, "echo me\n")
+
+
+def test_prompt_from_piped_stdin(write_program):
+    done = llmproc(str(write_program(SCRIPTED)), stdin="from stdin\n")
+    assert done.stdout == "from stdin\n"
+
+
+def test_program_user_prompt_when_no_prompt_is_given(write_program):
+    done = llmproc(str(write_program(SCRIPTED)), stdin="")
+    assert done.stdout == "from the program\n"
+
+
+def test_no_prompt_anywhere_is_a_usage_error(write_program):
+    done = llmproc(str(write_program('[model]\nname = "s"\nprovider = "scripted"\n')), stdin="")
+    assert done.returncode == 2
+    assert "no prompt" in done.stderr
+
+
+def test_json_output_is_the_run_result(write_program):
+    done = llmproc(str(write_program(SCRIPTED)), "-p", "hi", "--json")
+    result = json.loads(done.stdout)
+    assert result["text"] == "hi"
+    assert set(result) >= {"process_id", "usage", "cost_usd", "tool_calls", "stop_reason", "program"}
+
+
+def test_program_error_exits_3_without_a_traceback(write_program):
+    done = llmproc(str(write_program('[model]\nname = "s"\nprovider = "scriptd"\n')), "hi")
+    assert done.returncode == 3
+    assert "did you mean 'scripted'?" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_provider_error_exits_1_with_one_line(fake, write_program):
+    fake.push(Fault(status=400, error_type="invalid_request_error", message="bad request"))
+    path = write_program('[model]\nname = "claude-haiku-4-5"\nprovider = "anthropic"\nmax_retries = 0\n')
+    done = llmproc(str(path), "hi", env={"ANTHROPIC_API_KEY": fake.api_key, "ANTHROPIC_BASE_URL": fake.url})
+    assert done.returncode == 1
+    assert (
+        done.stderr.strip() == "llmproc: error: Anthropic API error 400 (invalid_request_error): bad request"
+    )
+
+
+def test_missing_api_key_names_the_variable(write_program):
+    path = write_program('[model]\nname = "claude-haiku-4-5"\nprovider = "anthropic"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC")}
+    done = subprocess.run(
+        [sys.executable, "-m", "llmproc.cli.run", str(path), "hi"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "set the environment variable ANTHROPIC_API_KEY" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_real_provider_reply_over_the_wire(fake, write_program):
+    fake.push(Turn(text="Hello from the fake Claude."))
+    path = write_program('[model]\nname = "claude-haiku-4-5"\nprovider = "anthropic"\n')
+    done = llmproc(str(path), "hi", env={"ANTHROPIC_API_KEY": fake.api_key, "ANTHROPIC_BASE_URL": fake.url})
+    assert done.stdout == "Hello from the fake Claude.\n"
