@@ -81,6 +81,10 @@ class LLMProgram:
     constructor, then `await program.start()` for a process.
     """
 
+    config: ProgramConfig
+    function_tools: list[Callable[..., Any]]
+    scripted_function: Callable[[Sequence[Any]], Any] | None
+
     def __init__(
         self,
         model_name: str,
@@ -95,6 +99,7 @@ class LLMProgram:
         preload_files: Sequence[str] | None = None,
         linked_programs: dict[str, str | dict[str, str]] | None = None,
         scripted_replies: Sequence[str | dict[str, Any]] | None = None,
+        scripted_function: Callable[[Sequence[Any]], Any] | None = None,
         base_dir: str | Path | None = None,
         **model_options: Any,
     ) -> None:
@@ -117,7 +122,8 @@ class LLMProgram:
         if scripted_replies is not None:
             data["scripted"] = {"replies": list(scripted_replies)}
         self._init(data, path=None, text=None, base_dir=Path(base_dir) if base_dir else Path.cwd())
-        self.function_tools = [t for t in tools or [] if not isinstance(t, str)]
+        self.function_tools.extend(t for t in tools or [] if not isinstance(t, str))
+        self.scripted_function = scripted_function
 
     # -- construction --------------------------------------------------------------------------
 
@@ -128,7 +134,6 @@ class LLMProgram:
         data, text = _parse_toml(path)
         program = cls.__new__(cls)
         program._init(data, path=path.resolve(), text=text, base_dir=path.resolve().parent)
-        program.function_tools = []
         return program
 
     @classmethod
@@ -140,7 +145,6 @@ class LLMProgram:
         program._init(
             data, path=None, text=None, base_dir=Path(base_dir) if base_dir else Path.cwd(), source=source
         )
-        program.function_tools = []
         return program
 
     def _init(
@@ -154,6 +158,8 @@ class LLMProgram:
     ) -> None:
         self.path = path
         self.base_dir = base_dir
+        self.function_tools = []
+        self.scripted_function = None
         self.source = source or (str(path) if path else "<program>")
         if not isinstance(data, dict):
             raise ProgramError(f"{self.source}: a program must be a table of sections")

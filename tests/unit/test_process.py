@@ -42,6 +42,22 @@ async def test_conversation_state_is_kept_across_runs_and_reset():
     assert str(await process.run("again")) == "first"
 
 
+async def test_a_python_function_can_script_the_model_from_the_conversation():
+    def model(messages):
+        last = messages[-1]
+        if last.role == "user" and last.content[0].type == "tool_result":
+            return f"tool said {last.content[0].text}"
+        return {"tool_calls": [{"name": "shout", "arguments": {"text": last.text}}]}
+
+    async def shout(text: str) -> str:
+        """Upper-case text."""
+        return text.upper()
+
+    program = LLMProgram(model_name="fn", provider="scripted", scripted_function=model, tools=[shout])
+    result = await (await program.start()).run("hello")
+    assert result.text == "tool said HELLO"
+
+
 async def test_echo_mode_replies_with_the_user_message():
     process = await LLMProgram(model_name="echo", provider="scripted").start()
     result = await process.run("ping")

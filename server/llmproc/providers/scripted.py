@@ -34,7 +34,7 @@ def create(program: LLMProgram, kernel: Kernel) -> ScriptedProvider:
     return ScriptedProvider(
         replies=list(config.replies) if config else [],
         when_exhausted=config.when_exhausted if config else "error",
-        function=getattr(program, "scripted_function", None),
+        function=program.scripted_function,
     )
 
 
