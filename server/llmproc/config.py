@@ -8,6 +8,7 @@ name the file, the key path, the line and the closest valid spelling.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -195,7 +196,11 @@ class EnvInfoConfig(BaseModel):
         if isinstance(value, list):
             for name in value:
                 if name not in ENV_INFO_VARIABLES:
-                    raise ValueError(f"unknown variable '{name}'; known: {', '.join(ENV_INFO_VARIABLES)}")
+                    close = difflib.get_close_matches(name, ENV_INFO_VARIABLES, n=1)
+                    hint = (
+                        f"did you mean '{close[0]}'?" if close else f"known: {', '.join(ENV_INFO_VARIABLES)}"
+                    )
+                    raise ValueError(f"unknown variable '{name}'; {hint}")
         return value
 
     @model_validator(mode="after")

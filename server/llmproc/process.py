@@ -28,7 +28,6 @@ from .tools.functions import FunctionToolset
 from .tools.router import ToolRouter
 
 log = logging.getLogger("llmproc")
-_NOT_YET = {"spawn", "fork", "goto", "read_file", "list_dir", "calculator", "read_fd", "fd_to_file"}
 
 
 class LLMProcess:
@@ -56,9 +55,11 @@ class LLMProcess:
         self.tools = ToolRouter(
             [FunctionToolset(program.function_tools)], timeout=program.config.model.tool_timeout
         )
-        unavailable = sorted(set(program.config.tools.builtin) & _NOT_YET)
-        if unavailable:
-            log.warning("builtin tools not available in this version, left out: %s", ", ".join(unavailable))
+        if program.config.tools.builtin:  # system calls and builtin tools land with the kernel work
+            log.warning(
+                "builtin tools are not available in this version, left out: %s",
+                ", ".join(program.config.tools.builtin),
+            )
         self.kernel.register(self)
 
     @classmethod

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from . import config
 from .config import ProgramConfig
 
 
@@ -57,6 +58,7 @@ def _keys_of(model: type[BaseModel]) -> list[str]:
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The model that owns the last element of `loc` (None below a free-form table)."""
     model: type[BaseModel] | None = ProgramConfig
+    loc = tuple(p for p in loc if isinstance(p, str))  # list indexes do not change the model
     i = 0
     while i < len(loc) - 1 and model is not None:
         field = model.model_fields.get(str(loc[i]))
@@ -93,10 +95,22 @@ def section_name(loc: tuple[Any, ...]) -> str:
     return "[" + ".".join(str(p) for p in loc if isinstance(p, str)) + "]"
 
 
+_TYPE_TAG = re.compile(r"^(str|int|float|bool|none|(list|dict|literal|function-[a-z]+)\[.*\])$")
+_MODEL_NAMES = {m.__name__ for m in vars(config).values() if isinstance(m, type) and issubclass(m, BaseModel)}
+
+
+def _is_union_tag(part: Any) -> bool:
+    """pydantic names the branch of a union in `loc` ('str', 'LinkedProgramConfig', ...)."""
+    return isinstance(part, str) and (part in _MODEL_NAMES or _TYPE_TAG.match(part) is not None)
+
+
+def clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(p for p in loc if not _is_union_tag(p))
+
+
 def key_path(loc: tuple[Any, ...]) -> str:
-    """('prompt', 'system_prompt') -> '[prompt] system_prompt'; list indexes shown as [i]."""
-    parts = [str(p) for p in loc if not isinstance(p, int) and not str(p).startswith(("str", "list["))]
-    parts = [p for p in parts if p not in {"function-after[_command_or_url()]", "literal['all']"}]
+    """('prompt', 'system_prompt') -> '[prompt] system_prompt'; list indexes are left out."""
+    parts = [str(p) for p in loc if isinstance(p, str)]
     if not parts:
         return "the program"
     if len(parts) == 1:
@@ -138,8 +152,15 @@ def find_line(text: str, loc: tuple[Any, ...]) -> int | None:
     return start + 1 if section else None
 
 
+_PLAIN_TYPES = [
+    (re.compile(r"Input should be a valid dictionary( or instance of \w+)?"), "expected a table"),
+    (re.compile(r"Input should be a valid string"), "expected a string"),
+    (re.compile(r"Input should be a valid list"), "expected a list"),
+]
+
+
 def _describe(error: dict[str, Any]) -> tuple[tuple[Any, ...], str]:
-    loc = tuple(error["loc"])
+    loc = clean_loc(tuple(error["loc"]))
     kind = error["type"]
     if kind == "extra_forbidden":
         key = str(loc[-1])
@@ -160,6 +181,8 @@ def _describe(error: dict[str, Any]) -> tuple[tuple[Any, ...], str]:
         expected = f"; expected one of: {', '.join(choices)}" if choices and not hint else ""
         return loc, f"invalid value {value!r} for {key_path(loc)}{expected}{hint}"
     message = error["msg"].removeprefix("Value error, ")
+    for pattern, plain in _PLAIN_TYPES:
+        message = pattern.sub(plain, message)
     value = error.get("input")
     shown = (
         f" (got {value!r})" if isinstance(value, (str, int, float, bool)) and len(repr(value)) < 60 else ""
@@ -172,17 +195,30 @@ def _unknown_section_text(key: str) -> str:
     return f"unknown section [{key}]" + (f"; did you mean [{close[0]}]?" if close else "")
 
 
+def _union_root(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The location up to the first union tag: errors of one union's branches share it."""
+    for index, part in enumerate(loc):
+        if _is_union_tag(part):
+            return loc[:index]
+    return loc
+
+
 def format_validation_error(error: ValidationError, source: str, text: str | None) -> list[str]:
-    """One line per distinct problem, `source:line: message`."""
-    lines: list[str] = []
-    seen: set[str] = set()
-    for item in error.errors():
-        loc, message = _describe(dict(item))
-        # A union reports one error per branch; keep the first readable one per key.
-        key = key_path(loc)
-        if key in seen:
-            continue
-        seen.add(key)
+    """One line per problem, `source:line: message`.
+
+    A union (a path or a table, say) reports one error per branch; only the deepest is kept,
+    since it comes from the branch the author meant.
+    """
+    chosen: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for details in error.errors():
+        item = dict(details)
+        root = _union_root(tuple(item["loc"]))
+        kept = chosen.get(root)
+        if kept is None or len(clean_loc(tuple(item["loc"]))) > len(clean_loc(tuple(kept["loc"]))):
+            chosen[root] = item
+    lines = []
+    for item in chosen.values():
+        loc, message = _describe(item)
         line = find_line(text, loc) if text else None
         lines.append(f"{source}:{line}: {message}" if line else f"{source}: {message}")
     return lines

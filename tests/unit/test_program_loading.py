@@ -234,6 +234,16 @@ def test_mcp_server_needs_command_or_url(write_program):
     assert "give exactly one of 'command' (stdio) or 'url' (HTTP)" in message
 
 
+def test_union_errors_name_the_key_once_without_internal_type_names(write_program):
+    path = write_program(MINIMAL + '\n[linked_programs]\nexpert = 5\n[scripted]\nreplies = [{ txt = "a" }]\n')
+    with pytest.raises(ProgramError) as info:
+        LLMProgram.from_toml(path)
+    assert [p.split(": ", 1)[1] for p in info.value.problems] == [
+        "[linked_programs] expert: expected a string (got 5)",
+        "unknown key 'txt' in [scripted.replies]; did you mean 'text'?",
+    ]
+
+
 def test_python_constructor_builds_the_same_program():
     program = LLMProgram(
         model_name="claude-haiku-4-5",
