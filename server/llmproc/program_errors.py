@@ -211,7 +211,7 @@ def format_validation_error(error: ValidationError, source: str, text: str | Non
     """
     chosen: dict[tuple[Any, ...], dict[str, Any]] = {}
     for details in error.errors():
-        item = dict(details)
+        item: dict[str, Any] = dict(details)
         root = _union_root(tuple(item["loc"]))
         kept = chosen.get(root)
         if kept is None or len(clean_loc(tuple(item["loc"]))) > len(clean_loc(tuple(kept["loc"]))):
