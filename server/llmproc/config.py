@@ -114,6 +114,15 @@ class ParametersConfig(_Section):
     def _one_stop_is_a_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
 
+    @model_validator(mode="after")
+    def _thinking_fits_in_max_tokens(self) -> ParametersConfig:
+        budget = self.thinking.budget_tokens if self.thinking else None
+        if budget is not None and self.max_tokens is not None and budget >= self.max_tokens:
+            raise ValueError(
+                f"thinking budget_tokens ({budget}) must be less than max_tokens ({self.max_tokens})"
+            )
+        return self
+
     def given(self) -> dict[str, Any]:
         """The parameters the program set, by canonical name."""
         return self.model_dump(exclude_none=True)

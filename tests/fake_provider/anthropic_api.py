@@ -74,6 +74,9 @@ def validate(fake: FakeProviderServer, body: Any, path: str) -> str | None:
         return "model: Field required"
     if not isinstance(body.get("max_tokens"), int) or body["max_tokens"] < 1:
         return "max_tokens: Field required"
+    budget = (body.get("thinking") or {}).get("budget_tokens")
+    if budget is not None and budget >= body["max_tokens"]:
+        return "`max_tokens` must be greater than `thinking.budget_tokens`"
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return "messages: at least one message is required"

@@ -46,7 +46,7 @@ def test_established_spellings_load_unchanged(write_program, tmp_path):
             user_prompt = "Hi"
             [parameters]
             temperature = 0.7
-            max_tokens = 300
+            max_tokens = 8000
             top_k = 40
             [parameters.thinking]
             type = "enabled"
@@ -128,6 +128,12 @@ def test_wrong_type_names_key_and_value(write_program):
 def test_out_of_range_value_is_reported(write_program):
     message = load_error(write_program, MINIMAL + "\n[parameters]\ntemperature = 7\n")
     assert "[parameters] temperature: Input should be less than or equal to 2" in message
+
+
+def test_thinking_budget_must_fit_in_max_tokens(write_program):
+    extra = "\n[parameters]\nmax_tokens = 2000\n[parameters.thinking]\nbudget_tokens = 4096\n"
+    message = load_error(write_program, MINIMAL + extra)
+    assert "[parameters]: thinking budget_tokens (4096) must be less than max_tokens (2000)" in message
 
 
 def test_unknown_builtin_tool_suggests_a_fix(write_program):

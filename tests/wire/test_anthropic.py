@@ -157,6 +157,13 @@ async def test_thinking_blocks_are_echoed_unchanged_across_tool_turns(make_proce
     assert process.messages[1].content[0].signature == echoed["signature"]
 
 
+async def test_thinking_without_max_tokens_leaves_room_for_the_answer(make_process, anthropic_env):
+    anthropic_env.push(Turn(thinking="Hmm.", text="ok"))
+    await make_process("[parameters.thinking]\nbudget_tokens = 8000\n").run("hi")
+    body = anthropic_env.bodies()[0]
+    assert body["max_tokens"] == 8000 + 4096  # the fake, like the API, refuses budget >= max_tokens
+
+
 async def test_usage_with_cache_tokens_and_cost(make_process, anthropic_env):
     anthropic_env.push(
         Turn(

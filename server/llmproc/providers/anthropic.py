@@ -105,9 +105,11 @@ class AnthropicProvider:
 
     def _request_options(self, program: LLMProgram) -> dict[str, Any]:
         params = program.config.parameters
+        budget = params.thinking.budget_tokens if params.thinking else None
         options: dict[str, Any] = {
             "model": self._model.name,
-            "max_tokens": params.max_tokens or DEFAULT_MAX_TOKENS,
+            # thinking counts against max_tokens: leave room for the answer too
+            "max_tokens": params.max_tokens or DEFAULT_MAX_TOKENS + (budget or 0),
         }
         if params.stop:
             options["stop_sequences"] = params.stop
