@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from ..errors import MissingAPIKeyError, ProviderError
 from ..messages import (
     ImageBlock,
@@ -25,6 +23,8 @@ from ..messages import (
 )
 from ..result import Usage
 from .base import ProviderRequest, ProviderResponse
+from .retry import TextSink, request_with_retries
+from .sdk_errors import map_sdk_error
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -190,37 +190,28 @@ class AnthropicProvider:
         client = self._client()
         kwargs = self.build_request(request)
         stream = request.on_text is not None or kwargs["max_tokens"] > _STREAM_ABOVE_MAX_TOKENS
-        attempt = 0
-        while True:
-            emitted = False
 
-            async def on_text(text: str) -> None:
-                nonlocal emitted
-                emitted = True
-                if request.on_text is not None:
-                    await request.on_text(text)
+        async def attempt(on_text: TextSink) -> ProviderResponse:
+            if stream:
+                return _response(await self._stream(client, kwargs, on_text))
+            return _response(await client.messages.create(**kwargs))
 
-            try:
-                if stream:
-                    reply = await self._stream(client, kwargs, on_text)
-                else:
-                    reply = await client.messages.create(**kwargs)
-                return _response(reply)
-            except Exception as err:
-                error = (
-                    err
-                    if isinstance(err, ProviderError)
-                    else _provider_error(err, self.name, self._model.timeout)
-                )
-                if error is None:
-                    raise
-                if stream and error.retryable and not emitted and attempt < self._model.max_retries:
-                    attempt += 1
-                    await anyio.sleep(min(0.5 * 2**attempt, 8.0))
-                    continue
-                raise error from None
+        return await request_with_retries(
+            attempt,
+            on_text=request.on_text,
+            map_error=self._map_error,
+            max_retries=self._model.max_retries,
+            retry_in_stream=stream,
+        )
 
-    async def _stream(self, client: Any, kwargs: dict[str, Any], on_text: Any) -> Any:
+    def _map_error(self, err: Exception) -> ProviderError | None:
+        import anthropic
+
+        return map_sdk_error(
+            anthropic, err, api="Anthropic API", provider=self.name, timeout=self._model.timeout
+        )
+
+    async def _stream(self, client: Any, kwargs: dict[str, Any], on_text: TextSink) -> Any:
         complete = False
         async with client.messages.stream(**kwargs) as events:
             async for event in events:
@@ -276,45 +267,3 @@ def _usage(usage: Any) -> Usage:
         cache_write_tokens=usage.cache_creation_input_tokens or 0,
         reasoning_tokens=(getattr(details, "thinking_tokens", None) or 0) if details else 0,
     )
-
-
-_HINTS = {
-    401: "check the API key",
-    403: "the API key may not have access to this model",
-    404: "check [model] name and base_url",
-    413: "the request is too large; shorten the conversation or preloaded files",
-    429: "rate limited; try again later",
-}
-
-
-def _provider_error(err: Exception, provider: str, timeout: float) -> ProviderError | None:
-    """Map an SDK exception to a ProviderError; None for exceptions that are not the SDK's."""
-    import anthropic
-
-    if isinstance(err, anthropic.APITimeoutError):
-        return ProviderError(
-            f"Anthropic request timed out after {timeout:g}s (after retries); raise [model] timeout "
-            "or try again",
-            provider=provider,
-            retryable=True,
-        )
-    if isinstance(err, anthropic.APIConnectionError):
-        cause = err.__cause__ or err
-        return ProviderError(f"could not reach the Anthropic API: {cause}", provider=provider, retryable=True)
-    if isinstance(err, anthropic.APIStatusError):
-        body = err.body if isinstance(err.body, dict) else {}
-        detail = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
-        kind = detail.get("type") or getattr(err, "type", None)
-        message = detail.get("message") or err.message
-        status = err.status_code if err.status_code != 200 else None
-        retryable = (status or 0) in (408, 409, 429) or (status or 0) >= 500 or kind == "overloaded_error"
-        hint = _HINTS.get(status or 0, "")
-        label = f"{status} " if status else ""
-        return ProviderError(
-            f"Anthropic API error {label}({kind or 'error'}): {message}" + (f" ({hint})" if hint else ""),
-            provider=provider,
-            status=status,
-            kind=kind,
-            retryable=retryable,
-        )
-    return None

@@ -1,0 +1,62 @@
+"""Map the exceptions of the Stainless-generated SDKs (anthropic, openai) to ProviderError.
+
+Both SDKs share one exception hierarchy (APITimeoutError < APIConnectionError, and
+APIStatusError with status_code and body), so one mapping serves both. The message
+never includes request headers, so API keys can not leak into it.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from ..errors import ProviderError
+
+_HINTS = {
+    401: "check the API key",
+    403: "the API key may not have access to this model",
+    404: "check [model] name and base_url",
+    413: "the request is too large; shorten the conversation or preloaded files",
+    429: "rate limited; try again later",
+}
+
+
+def is_retryable_status(status: int | None, kind: str | None) -> bool:
+    return (status or 0) in (408, 409, 429) or (status or 0) >= 500 or kind == "overloaded_error"
+
+
+def map_sdk_error(
+    sdk: ModuleType, err: Exception, *, api: str, provider: str, timeout: float
+) -> ProviderError | None:
+    """The ProviderError for an exception of `sdk`, or None if it is not one of the SDK's."""
+    if isinstance(err, sdk.APITimeoutError):
+        return ProviderError(
+            f"{api} request timed out after {timeout:g}s (after retries); raise [model] timeout or try again",
+            provider=provider,
+            retryable=True,
+        )
+    if isinstance(err, sdk.APIConnectionError):
+        return ProviderError(
+            f"could not reach the {api}: {err.__cause__ or err}", provider=provider, retryable=True
+        )
+    if isinstance(err, sdk.APIStatusError):
+        body: Any = err.body if isinstance(err.body, dict) else {}
+        detail = body.get("error", body)
+        detail = detail if isinstance(detail, dict) else {}
+        kind = detail.get("type") or detail.get("code") or getattr(err, "type", None)
+        message = detail.get("message") or err.message
+        status = err.status_code if err.status_code != 200 else None  # 200: an error event inside a stream
+        hint = _HINTS.get(status or 0, "")
+        label = f"{status} " if status else ""
+        return ProviderError(
+            f"{api} error {label}({kind or 'error'}): {message}" + (f" ({hint})" if hint else ""),
+            provider=provider,
+            status=status,
+            kind=kind,
+            retryable=is_retryable_status(status, kind),
+        )
+    if isinstance(err, sdk.APIError):  # e.g. a malformed body the SDK could not read
+        return ProviderError(
+            f"{api} sent a reply that could not be read: {err}", provider=provider, retryable=True
+        )
+    return None
