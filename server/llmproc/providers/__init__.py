@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 _MODULES = {
     "anthropic": "anthropic",
     "anthropic_vertex": "anthropic",
+    "openai": "openai",
     "scripted": "scripted",
 }
 

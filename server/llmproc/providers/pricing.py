@@ -41,6 +41,28 @@ PRICES: dict[str, Price] = {
     "claude-3-haiku": _anthropic(0.25, 1.25),
 }
 
+
+def _openai(input_price: float, output_price: float, cached: float) -> Price:
+    return Price(input_price, output_price, input_price, cached)  # OpenAI does not charge cache writes
+
+
+PRICES.update(
+    {
+        # OpenAI (per MTok, standard tier)
+        "gpt-4o-mini": _openai(0.15, 0.60, 0.075),
+        "gpt-4o": _openai(2.50, 10.0, 1.25),
+        "gpt-4.1-nano": _openai(0.10, 0.40, 0.025),
+        "gpt-4.1-mini": _openai(0.40, 1.60, 0.10),
+        "gpt-4.1": _openai(2.0, 8.0, 0.50),
+        "gpt-5-nano": _openai(0.05, 0.40, 0.005),
+        "gpt-5-mini": _openai(0.25, 2.0, 0.025),
+        "gpt-5": _openai(1.25, 10.0, 0.125),
+        "o4-mini": _openai(1.10, 4.40, 0.275),
+        "o3-mini": _openai(1.10, 4.40, 0.55),
+        "o3": _openai(2.0, 8.0, 0.50),
+    }
+)
+
 FREE_PROVIDERS = frozenset({"scripted"})
 
 

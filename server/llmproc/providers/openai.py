@@ -1,0 +1,271 @@
+"""OpenAI Chat Completions through the official `openai` SDK: OpenAI and compatible servers.
+
+Compatible servers (vLLM, Ollama, LM Studio, OpenRouter...) are reached with
+`[model] base_url`; they often need no key, so a placeholder is sent when none is set.
+Their quirks are tolerated: tool calls without ids get one, empty or invalid argument
+strings become `{}` or a raw value the tool reports, and a missing usage block counts
+as zero. Converted messages are cached by message id, as for every provider.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..errors import MissingAPIKeyError, ProviderError
+from ..messages import (
+    ImageBlock,
+    Message,
+    TextBlock,
+    ToolCallBlock,
+    ToolResultBlock,
+    tool_arguments_from_json,
+)
+from ..result import Usage
+from .base import ProviderRequest, ProviderResponse
+from .retry import TextSink, request_with_retries
+from .sdk_errors import map_sdk_error
+
+if TYPE_CHECKING:
+    from ..kernel import Kernel
+    from ..program import LLMProgram
+
+PARAMETERS = frozenset(
+    {"max_tokens", "temperature", "top_p", "stop", "frequency_penalty", "presence_penalty", "seed"}
+    | {"reasoning_effort", "extra_headers", "extra_body"}
+)
+_STOP_REASONS = {
+    "stop": "end_turn",
+    "tool_calls": "tool_use",
+    "length": "max_tokens",
+    "function_call": "tool_use",
+}
+_missing_ids = itertools.count(1)
+
+
+def create(program: LLMProgram, kernel: Kernel) -> OpenAIChatProvider:
+    return OpenAIChatProvider(program, kernel)
+
+
+class OpenAIChatProvider:
+    def __init__(self, program: LLMProgram, kernel: Kernel) -> None:
+        self.name = program.provider
+        self._model = program.config.model
+        self._kernel = kernel
+        self._converted: dict[str, list[dict[str, Any]]] = {}
+        self._base_url = self._model.base_url or os.environ.get("OPENAI_BASE_URL")
+        self._options = self._request_options(program)
+
+    def _client(self) -> Any:
+        model = self._model
+        env_name = model.api_key_env or "OPENAI_API_KEY"
+        api_key = os.environ.get(env_name)
+        if not api_key:
+            if not self._base_url:
+                raise MissingAPIKeyError(
+                    f"provider 'openai' needs an API key: set the environment variable {env_name}"
+                    + ("" if model.api_key_env else " (or name another one with [model] api_key_env)"),
+                    provider=self.name,
+                )
+            api_key = "EMPTY"  # keyless compatible servers; the SDK refuses an empty key
+        key = ("openai", self._base_url, api_key, model.timeout, model.max_retries)
+        return self._kernel.shared_client(key, lambda: self._new_client(api_key))
+
+    def _new_client(self, api_key: str) -> Any:
+        import openai
+
+        return openai.AsyncOpenAI(
+            api_key=api_key,
+            base_url=self._base_url,
+            timeout=self._model.timeout,
+            max_retries=self._model.max_retries,
+        )
+
+    # -- request -------------------------------------------------------------------------------
+
+    def _request_options(self, program: LLMProgram) -> dict[str, Any]:
+        params = program.config.parameters
+        options: dict[str, Any] = {"model": self._model.name}
+        if params.max_tokens is not None:
+            # OpenAI's own API renamed it; compatible servers mostly know only the old name.
+            options["max_tokens" if self._base_url else "max_completion_tokens"] = params.max_tokens
+        for name in (
+            "temperature",
+            "top_p",
+            "frequency_penalty",
+            "presence_penalty",
+            "seed",
+            "reasoning_effort",
+        ):
+            value = getattr(params, name)
+            if value is not None:
+                options[name] = value
+        if params.stop:
+            options["stop"] = params.stop
+        if params.extra_body:
+            options["extra_body"] = dict(params.extra_body)
+        if params.extra_headers:
+            options["extra_headers"] = params.extra_headers
+        return options
+
+    def build_request(self, request: ProviderRequest) -> dict[str, Any]:
+        """The keyword arguments of `chat.completions.create` for `request` (public for tests)."""
+        messages: list[dict[str, Any]] = (
+            [{"role": "system", "content": request.system}] if request.system else []
+        )
+        for message in request.messages:
+            messages.extend(self._convert(message))
+        kwargs = dict(self._options, messages=messages)
+        if request.tools:
+            kwargs["tools"] = [
+                {
+                    "type": "function",
+                    "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+                }
+                for t in request.tools
+            ]
+        if len(self._converted) > 2 * len(request.messages) + 64:
+            live = {m.id for m in request.messages}
+            self._converted = {k: v for k, v in self._converted.items() if k in live}
+        return kwargs
+
+    def _convert(self, message: Message) -> list[dict[str, Any]]:
+        converted = self._converted.get(message.id)
+        if converted is None:
+            converted = self._converted[message.id] = (
+                _assistant(message) if message.role == "assistant" else _user(message)
+            )
+        return converted
+
+    # -- call ----------------------------------------------------------------------------------
+
+    async def complete(self, request: ProviderRequest) -> ProviderResponse:
+        client = self._client()
+        kwargs = self.build_request(request)
+        stream = request.on_text is not None
+
+        async def attempt(on_text: TextSink) -> ProviderResponse:
+            if stream:
+                return await self._stream(client, kwargs, on_text)
+            reply = await client.chat.completions.create(**kwargs)
+            if not reply.choices:
+                raise ProviderError(
+                    "OpenAI API sent a reply with no choices", provider=self.name, retryable=True
+                )
+            choice = reply.choices[0]
+            calls = [(c.id, c.function.name, c.function.arguments) for c in choice.message.tool_calls or []]
+            return _response(choice.message.content or "", calls, choice.finish_reason, reply.usage)
+
+        return await request_with_retries(
+            attempt,
+            on_text=request.on_text,
+            map_error=self._map_error,
+            max_retries=self._model.max_retries,
+            retry_in_stream=stream,
+        )
+
+    async def _stream(self, client: Any, kwargs: dict[str, Any], on_text: TextSink) -> ProviderResponse:
+        text: list[str] = []
+        calls: dict[int, list[Any]] = {}  # index -> [id, name, argument fragments]
+        finish_reason, usage = None, None
+        events = await client.chat.completions.create(
+            **kwargs, stream=True, stream_options={"include_usage": True}
+        )
+        async for chunk in events:
+            usage = chunk.usage or usage
+            for choice in chunk.choices:  # the final usage chunk has no choices
+                delta = choice.delta
+                if delta.content:
+                    text.append(delta.content)
+                    await on_text(delta.content)
+                for fragment in delta.tool_calls or []:
+                    call = calls.setdefault(fragment.index, [None, "", []])
+                    call[0] = call[0] or fragment.id
+                    if fragment.function is not None:
+                        call[1] = call[1] or (fragment.function.name or "")
+                        call[2].append(fragment.function.arguments or "")
+                finish_reason = choice.finish_reason or finish_reason
+        if finish_reason is None:  # the connection closed mid-reply: never keep half a message
+            raise ProviderError(
+                "the OpenAI stream ended before the reply was complete", provider=self.name, retryable=True
+            )
+        ordered = [(c[0], c[1], "".join(c[2])) for _, c in sorted(calls.items())]
+        return _response("".join(text), ordered, finish_reason, usage)
+
+    def _map_error(self, err: Exception) -> ProviderError | None:
+        import openai
+
+        return map_sdk_error(openai, err, api="OpenAI API", provider=self.name, timeout=self._model.timeout)
+
+
+def _user(message: Message) -> list[dict[str, Any]]:
+    """Tool results become `tool` messages; any other content follows as one user message."""
+    converted: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
+    for block in message.content:
+        if isinstance(block, ToolResultBlock):
+            converted.append(
+                {"role": "tool", "tool_call_id": block.tool_call_id, "content": block.text or "(no output)"}
+            )
+        elif isinstance(block, TextBlock) and block.text:
+            parts.append({"type": "text", "text": block.text})
+        elif isinstance(block, ImageBlock):
+            url = f"data:{block.media_type};base64,{block.data}"
+            parts.append({"type": "image_url", "image_url": {"url": url}})
+    if len(parts) == 1 and parts[0]["type"] == "text":
+        converted.append({"role": "user", "content": parts[0]["text"]})
+    elif parts:
+        converted.append({"role": "user", "content": parts})
+    return converted
+
+
+def _assistant(message: Message) -> list[dict[str, Any]]:
+    converted: dict[str, Any] = {"role": "assistant", "content": message.text or None}
+    calls = message.tool_calls
+    if calls:
+        converted["tool_calls"] = [
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+            }
+            for c in calls
+        ]
+    elif converted["content"] is None:
+        converted["content"] = ""
+    return [converted]
+
+
+def _response(
+    text: str, calls: Sequence[tuple[str | None, str, str | None]], finish_reason: str | None, usage: Any
+) -> ProviderResponse:
+    blocks: list[Any] = [TextBlock(text)] if text else []
+    for call_id, name, arguments in calls:
+        blocks.append(
+            ToolCallBlock(
+                call_id or f"call_llmproc_{next(_missing_ids)}", name, tool_arguments_from_json(arguments)
+            )
+        )
+    stop = "tool_use" if calls else _STOP_REASONS.get(finish_reason or "stop", finish_reason or "end_turn")
+    return ProviderResponse(Message("assistant", tuple(blocks)), _usage(usage), stop)
+
+
+def _usage(usage: Any) -> Usage:
+    if usage is None:  # some compatible servers send none
+        return Usage()
+    prompt_details = getattr(usage, "prompt_tokens_details", None)
+    completion_details = getattr(usage, "completion_tokens_details", None)
+    cached = (getattr(prompt_details, "cached_tokens", None) or 0) if prompt_details else 0
+    written = (getattr(prompt_details, "cache_write_tokens", None) or 0) if prompt_details else 0
+    return Usage(
+        input_tokens=max((usage.prompt_tokens or 0) - cached - written, 0),
+        output_tokens=usage.completion_tokens or 0,
+        cache_read_tokens=cached,
+        cache_write_tokens=written,
+        reasoning_tokens=(getattr(completion_details, "reasoning_tokens", None) or 0)
+        if completion_details
+        else 0,
+    )

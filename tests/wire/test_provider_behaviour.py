@@ -1,0 +1,180 @@
+"""One behaviour suite for every provider: the same scenarios, each over its real SDK and wire format.
+
+Switching a program between providers is a change of two lines; these tests hold each
+provider to the same behaviour behind that switch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from fake_provider import FakeProviderServer, Fault, ScriptedToolCall, Turn, TurnUsage
+from llmproc import LLMProcess, LLMProgram, MissingAPIKeyError, ProviderError, TextDelta
+
+
+@dataclass
+class Harness:
+    """How one provider is pointed at the fake server."""
+
+    name: str
+    provider: str
+    model: str
+    fake: FakeProviderServer
+    key_env: str | None
+    base_url_in_program: bool = False
+
+    def program(self, extra: str = "", *, retries: int = 1) -> str:
+        lines = [
+            "[model]",
+            f'name = "{self.model}"',
+            f'provider = "{self.provider}"',
+            f"max_retries = {retries}",
+            "timeout = 5",
+        ]
+        if self.base_url_in_program:
+            lines.append(f'base_url = "{self.fake.url}/v1"')
+        return "\n".join(lines) + '\n[prompt]\nsystem_prompt = "Be brief."\n' + extra
+
+    def rate_limit(self) -> Fault:
+        return Fault(status=429, error_type="rate_limit_error", message="slow down", retry_after="0")
+
+
+@pytest.fixture(params=["anthropic", "openai", "openai_compatible"])
+def harness(request, fake, monkeypatch) -> Harness:
+    if request.param == "anthropic":
+        monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
+        return Harness("anthropic", "anthropic", "claude-haiku-4-5", fake, "ANTHROPIC_API_KEY")
+    if request.param == "openai":
+        monkeypatch.setenv("OPENAI_API_KEY", fake.api_key)
+        monkeypatch.setenv("OPENAI_BASE_URL", f"{fake.url}/v1")
+        return Harness("openai", "openai", "gpt-4o-mini", fake, "OPENAI_API_KEY")
+    # a keyless OpenAI-compatible server (vLLM, Ollama...) reached through [model] base_url
+    fake.api_key = "EMPTY"
+    return Harness("openai_compatible", "openai", "llama-3.1-8b", fake, None, base_url_in_program=True)
+
+
+def start(harness: Harness, write_program, extra: str = "", *, retries: int = 1, tools=()) -> LLMProcess:
+    program = LLMProgram.from_toml(write_program(harness.program(extra, retries=retries)))
+    for function in tools:
+        program.add_tool(function)
+    return LLMProcess(program)
+
+
+def weather(city: str) -> str:
+    """Current weather in a city."""
+    return f"sunny in {city}"
+
+
+async def test_plain_reply(harness, write_program):
+    harness.fake.push(Turn(text="Hello."))
+    result = await start(harness, write_program).run("Hi")
+    assert result.text == "Hello."
+    assert result.stop_reason == "end_turn"
+
+
+async def test_tool_round_trip(harness, write_program):
+    harness.fake.push(Turn(tool_calls=(ScriptedToolCall("weather", {"city": "Paris"}),)), Turn(text="Sunny."))
+    result = await start(harness, write_program, tools=[weather]).run("Paris?")
+    assert result.text == "Sunny."
+    assert [(c.name, c.arguments, c.result) for c in result.tool_calls] == [
+        ("weather", {"city": "Paris"}, "sunny in Paris")
+    ]
+    assert result.iterations == 2
+
+
+async def test_parallel_tool_calls(harness, write_program):
+    calls = tuple(ScriptedToolCall("weather", {"city": c}) for c in ("Oslo", "Rome"))
+    harness.fake.push(Turn(tool_calls=calls), Turn(text="Both sunny."))
+    process = start(harness, write_program, tools=[weather])
+    result = await process.run("Oslo and Rome?")
+    assert result.text == "Both sunny."
+    assert {c.result for c in result.tool_calls} == {"sunny in Oslo", "sunny in Rome"}
+    assert [r.text for r in process.messages[2].content] == ["sunny in Oslo", "sunny in Rome"]
+
+
+async def test_streaming_text_and_tool_arguments(harness, write_program):
+    harness.fake.push(
+        Turn(tool_calls=(ScriptedToolCall("weather", {"city": "Kyoto"}),)),
+        Turn(text="A streamed answer about Kyoto's weather."),
+    )
+    deltas: list[str] = []
+    process = start(harness, write_program, tools=[weather])
+    process.add_callback(lambda e: deltas.append(e.text) if isinstance(e, TextDelta) else None)
+    result = await process.run("Kyoto?")
+    assert all(body.get("stream") is True for body in harness.fake.bodies())
+    assert len(deltas) > 1 and "".join(deltas) == result.text
+    assert result.tool_calls[0].arguments == {"city": "Kyoto"}
+
+
+async def test_usage_and_cost(harness, write_program):
+    harness.fake.push(
+        Turn(text="ok", usage=TurnUsage(input_tokens=100, output_tokens=20, cache_read_tokens=50))
+    )
+    result = await start(harness, write_program).run("hi")
+    assert (result.usage.input_tokens, result.usage.output_tokens, result.usage.cache_read_tokens) == (
+        100,
+        20,
+        50,
+    )
+    if harness.name == "openai_compatible":
+        assert result.cost_usd is None  # an unknown model costs "unknown", never zero
+    else:
+        assert result.cost_usd is not None and result.cost_usd > 0
+
+
+async def test_conversation_state_and_reset(harness, write_program):
+    harness.fake.push(Turn(text="one"), Turn(text="two"), Turn(text="fresh"))
+    process = start(harness, write_program)
+    await process.run("first")
+    await process.run("second")
+    assert process.get_last_message() == "two"
+    process.reset_state()
+    await process.run("again")
+    last_request = harness.fake.bodies()[-1]["messages"]
+    assert len([m for m in last_request if m["role"] != "system"]) == 1
+
+
+async def test_rate_limit_is_retried(harness, write_program):
+    harness.fake.push(harness.rate_limit(), Turn(text="after the retry"))
+    assert str(await start(harness, write_program, retries=2).run("hi")) == "after the retry"
+    assert len(harness.fake.requests) == 2
+
+
+async def test_a_failed_run_is_atomic_and_the_next_run_works(harness, write_program):
+    process = start(harness, write_program, retries=0, tools=[weather])
+    harness.fake.push(Turn(text="first"))
+    await process.run("one")
+    before = process.messages
+    harness.fake.push(Turn(tool_calls=(ScriptedToolCall("weather", {"city": "Lima"}),)), harness.rate_limit())
+    with pytest.raises(ProviderError) as info:
+        await process.run("two")  # fails after a completed tool round: nothing of it is kept
+    assert info.value.status == 429 and info.value.retryable
+    assert process.messages == before
+    harness.fake.push(Turn(text="works"))
+    assert str(await process.run("three")) == "works"
+
+
+async def test_a_cut_stream_is_an_error_not_half_a_reply(harness, write_program):
+    process = start(harness, write_program, retries=0)
+    process.add_callback(lambda e: None)
+    harness.fake.push(Fault(cut_stream_after=3))
+    with pytest.raises(ProviderError, match=r"stream ended before the reply was complete"):
+        await process.run("hi")
+    assert process.messages == ()
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "variable"),
+    [("anthropic", "claude-haiku-4-5", "ANTHROPIC_API_KEY"), ("openai", "gpt-4o-mini", "OPENAI_API_KEY")],
+)
+async def test_missing_api_key_names_the_variable(provider, model, variable, write_program):
+    process = LLMProcess.from_toml(write_program(f'[model]\nname = "{model}"\nprovider = "{provider}"\n'))
+    with pytest.raises(
+        MissingAPIKeyError,
+        match=f"provider '{provider}' needs an API key: set the environment variable {variable}",
+    ):
+        await process.run("hi")
+    assert process.messages == ()
