@@ -149,9 +149,14 @@ def _fault(fake: FakeProviderServer, fault: Fault, body: dict[str, Any]) -> Json
 def build_completion(fake: FakeProviderServer, turn: Turn, model: str) -> ChatCompletion:
     calls = [
         ChatCompletionMessageFunctionToolCall(
-            id=call.id or fake.next_id("call_fake"),
+            id="" if "no_tool_call_ids" in turn.quirks else call.id or fake.next_id("call_fake"),
             type="function",
-            function=Function(name=call.name, arguments=json.dumps(call.arguments)),
+            function=Function(
+                name=call.name,
+                arguments=""
+                if "empty_arguments" in turn.quirks
+                else json.dumps(call.arguments, separators=(",", ":")),
+            ),
         )
         for call in turn.tool_calls
     ]
@@ -175,7 +180,9 @@ def build_completion(fake: FakeProviderServer, turn: Turn, model: str) -> ChatCo
                 message=message,
             )
         ],
-        usage=CompletionUsage(
+        usage=None
+        if "no_usage" in turn.quirks
+        else CompletionUsage(
             prompt_tokens=usage.input_tokens + cached,
             completion_tokens=usage.output_tokens,
             total_tokens=usage.input_tokens + cached + usage.output_tokens,
@@ -214,7 +221,7 @@ def stream_response(completion: ChatCompletion, include_usage: bool) -> SseRespo
         assert isinstance(call, ChatCompletionMessageFunctionToolCall)
         first = ChoiceDeltaToolCall(
             index=index,
-            id=call.id,
+            id=call.id or None,
             type="function",
             function=ChoiceDeltaToolCallFunction(name=call.function.name, arguments=""),
         )
@@ -226,7 +233,7 @@ def stream_response(completion: ChatCompletion, include_usage: bool) -> SseRespo
             )
             frames.append(chunk(ChoiceDelta(tool_calls=[piece])))
     frames.append(chunk(ChoiceDelta(), choice.finish_reason))
-    if include_usage:
+    if include_usage and completion.usage is not None:
         usage_chunk = ChatCompletionChunk(
             id=completion.id,
             object="chat.completion.chunk",

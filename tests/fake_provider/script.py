@@ -31,6 +31,8 @@ class Turn:
     thinking: str | None = None
     usage: TurnUsage = field(default_factory=TurnUsage)
     stop_reason: str | None = None
+    quirks: frozenset[str] = frozenset()
+    """Compatible-server habits to imitate: 'no_tool_call_ids', 'empty_arguments', 'no_usage'."""
 
 
 @dataclass(frozen=True)

@@ -230,13 +230,18 @@ def _assistant(message: Message) -> list[dict[str, Any]]:
             {
                 "id": c.id,
                 "type": "function",
-                "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+                "function": {"name": c.name, "arguments": _compact_json(c.arguments)},
             }
             for c in calls
         ]
     elif converted["content"] is None:
         converted["content"] = ""
     return [converted]
+
+
+def _compact_json(value: Any) -> str:
+    """JSON as OpenAI itself writes tool arguments (no spaces)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _response(
