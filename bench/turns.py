@@ -1,15 +1,17 @@
-"""Client CPU per conversation turn: LLMProcess against a plain `anthropic` SDK loop.
+"""Client CPU per conversation turn: LLMProcess against a plain SDK loop, per provider.
 
-Both drive the same fake Anthropic server (its own process, so its CPU is not counted)
+Both drive the same fake provider server (its own process, so its CPU is not counted)
 through N turns of one tool call each (two requests per turn), in this same run, and
 the script prints CPU per turn and the ratio llmproc / plain SDK (goal: <= 1.10).
 
-    python bench/turns.py            # 50 and 300 turns
-    python bench/turns.py 20         # a quick look
+    python bench/turns.py                 # every provider, 50 and 300 turns
+    python bench/turns.py 20              # a quick look
+    python bench/turns.py 50 --provider openai
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import subprocess
@@ -38,7 +40,33 @@ def lookup(key: str) -> str:
     return f"value of {key}"
 
 
-async def plain_sdk_loop(url: str, turns: int) -> float:
+async def plain_openai_loop(url: str, turns: int) -> float:
+    import json
+
+    import openai
+
+    client = openai.AsyncOpenAI(api_key="test-key", base_url=f"{url}/v1", max_retries=0)
+    tools = [{"type": "function", "function": {"name": "lookup", "description": "Look up a key.",
+                                               "parameters": TOOL_SCHEMA}}]  # fmt: skip
+    messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM}]
+    start = time.process_time()
+    for turn in range(turns):
+        messages.append({"role": "user", "content": f"question {turn}"})
+        while True:
+            reply = await client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=tools)
+            message = reply.choices[0].message
+            messages.append(message.model_dump(exclude_none=True))
+            if not message.tool_calls:
+                break
+            for call in message.tool_calls:
+                result = lookup(**json.loads(call.function.arguments))
+                messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
+    elapsed = time.process_time() - start
+    await client.close()
+    return elapsed
+
+
+async def plain_anthropic_loop(url: str, turns: int) -> float:
     import anthropic
 
     client = anthropic.AsyncAnthropic(api_key="test-key", base_url=url, max_retries=0)
@@ -66,11 +94,12 @@ async def plain_sdk_loop(url: str, turns: int) -> float:
     return elapsed
 
 
-async def llmproc_loop(url: str, turns: int) -> float:
+async def llmproc_loop(provider: str, url: str, turns: int) -> float:
     from llmproc import LLMProgram
 
-    program = LLMProgram(model_name=MODEL, provider="anthropic", system_prompt=SYSTEM,
-                         parameters={"max_tokens": 1024}, base_url=url, max_retries=0)  # fmt: skip
+    model, base_url = (MODEL, url) if provider == "anthropic" else ("gpt-4o-mini", f"{url}/v1")
+    program = LLMProgram(model_name=model, provider=provider, system_prompt=SYSTEM,
+                         parameters={"max_tokens": 1024}, base_url=base_url, max_retries=0)  # fmt: skip
     program.add_tool(lookup)
     process = await program.start()
     start = time.process_time()
@@ -80,9 +109,17 @@ async def llmproc_loop(url: str, turns: int) -> float:
     return time.process_time() - start
 
 
+PLAIN_LOOPS = {"anthropic": plain_anthropic_loop, "openai": plain_openai_loop}
+
+
 def main() -> None:
-    lengths = [int(a) for a in sys.argv[1:]] or [50, 300]
-    os.environ["ANTHROPIC_API_KEY"] = "test-key"
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("turns", nargs="*", type=int, default=[50, 300])
+    parser.add_argument("--provider", choices=sorted(PLAIN_LOOPS), action="append")
+    args = parser.parse_args()
+    os.environ["ANTHROPIC_API_KEY"] = os.environ["OPENAI_API_KEY"] = "test-key"
     server = subprocess.Popen(
         [sys.executable, "-m", "fake_provider"],
         cwd=ROOT / "tests",
@@ -92,14 +129,17 @@ def main() -> None:
     )
     try:
         url = server.stdout.readline().strip()  # type: ignore[union-attr]
-        print(f"{'turns':>6} {'plain SDK ms/turn':>18} {'llmproc ms/turn':>16} {'ratio':>7}")
-        for turns in lengths:
-            plain, ours = [], []
-            for _ in range(2):  # alternate, keep the best of two to damp noise
-                plain.append(asyncio.run(plain_sdk_loop(url, turns)))
-                ours.append(asyncio.run(llmproc_loop(url, turns)))
-            base, mine = min(plain) / turns * 1000, min(ours) / turns * 1000
-            print(f"{turns:>6} {base:>18.2f} {mine:>16.2f} {mine / base:>7.2f}")
+        print(f"{'provider':>10} {'turns':>6} {'plain SDK ms/turn':>18} {'llmproc ms/turn':>16} {'ratio':>7}")
+        for provider in args.provider or sorted(PLAIN_LOOPS):
+            for turns in args.turns:
+                plain, ours = [], []
+                for _ in range(2):  # alternate, keep the best of two to damp noise
+                    plain.append(asyncio.run(PLAIN_LOOPS[provider](url, turns)))
+                    ours.append(asyncio.run(llmproc_loop(provider, url, turns)))
+                base, mine = min(plain) / turns * 1000, min(ours) / turns * 1000
+                print(
+                    f"{provider:>10} {turns:>6} {base:>18.2f} {mine:>16.2f} {mine / base:>7.2f}", flush=True
+                )
     finally:
         server.stdin.close()  # type: ignore[union-attr]
         server.wait(timeout=10)
