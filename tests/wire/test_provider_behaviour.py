@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from fake_provider import FakeProviderServer, Fault, ScriptedToolCall, Turn, TurnUsage
+from fake_provider import FakeProviderServer, Fault, RecordedRequest, ScriptedToolCall, Turn, TurnUsage
 from llmproc import LLMProcess, LLMProgram, MissingAPIKeyError, ProviderError, TextDelta
 
 
@@ -37,16 +37,25 @@ class Harness:
             lines.append(f'base_url = "{self.fake.url}/v1"')
         return "\n".join(lines) + '\n[prompt]\nsystem_prompt = "Be brief."\n' + extra
 
+    def streamed(self, request: RecordedRequest) -> bool:
+        if self.provider.startswith("gemini"):
+            return ":streamGenerateContent" in request.path
+        return request.body.get("stream") is True
+
     def rate_limit(self) -> Fault:
         return Fault(status=429, error_type="rate_limit_error", message="slow down", retry_after="0")
 
 
-@pytest.fixture(params=["anthropic", "openai", "openai_compatible"])
+@pytest.fixture(params=["anthropic", "openai", "openai_compatible", "gemini"])
 def harness(request, fake, monkeypatch) -> Harness:
     if request.param == "anthropic":
         monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
         monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
         return Harness("anthropic", "anthropic", "claude-haiku-4-5", fake, "ANTHROPIC_API_KEY")
+    if request.param == "gemini":
+        monkeypatch.setenv("GEMINI_API_KEY", fake.api_key)
+        monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.url)
+        return Harness("gemini", "gemini", "gemini-2.5-flash", fake, "GEMINI_API_KEY")
     if request.param == "openai":
         monkeypatch.setenv("OPENAI_API_KEY", fake.api_key)
         monkeypatch.setenv("OPENAI_BASE_URL", f"{fake.url}/v1")
@@ -104,7 +113,7 @@ async def test_streaming_text_and_tool_arguments(harness, write_program):
     process = start(harness, write_program, tools=[weather])
     process.add_callback(lambda e: deltas.append(e.text) if isinstance(e, TextDelta) else None)
     result = await process.run("Kyoto?")
-    assert all(body.get("stream") is True for body in harness.fake.bodies())
+    assert all(harness.streamed(request) for request in harness.fake.requests)
     assert len(deltas) > 1 and "".join(deltas) == result.text
     assert result.tool_calls[0].arguments == {"city": "Kyoto"}
 
@@ -133,8 +142,9 @@ async def test_conversation_state_and_reset(harness, write_program):
     assert process.get_last_message() == "two"
     process.reset_state()
     await process.run("again")
-    last_request = harness.fake.bodies()[-1]["messages"]
-    assert len([m for m in last_request if m["role"] != "system"]) == 1
+    last_request = harness.fake.bodies()[-1]
+    turns = last_request.get("messages") or last_request.get("contents")
+    assert len([m for m in turns if m["role"] != "system"]) == 1
 
 
 async def test_rate_limit_is_retried(harness, write_program):
@@ -168,7 +178,11 @@ async def test_a_cut_stream_is_an_error_not_half_a_reply(harness, write_program)
 
 @pytest.mark.parametrize(
     ("provider", "model", "variable"),
-    [("anthropic", "claude-haiku-4-5", "ANTHROPIC_API_KEY"), ("openai", "gpt-4o-mini", "OPENAI_API_KEY")],
+    [
+        ("anthropic", "claude-haiku-4-5", "ANTHROPIC_API_KEY"),
+        ("openai", "gpt-4o-mini", "OPENAI_API_KEY"),
+        ("gemini", "gemini-2.5-flash", "GEMINI_API_KEY or GOOGLE_API_KEY"),
+    ],
 )
 async def test_missing_api_key_names_the_variable(provider, model, variable, write_program):
     process = LLMProcess.from_toml(write_program(f'[model]\nname = "{model}"\nprovider = "{provider}"\n'))

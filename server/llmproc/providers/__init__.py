@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 _MODULES = {
     "anthropic": "anthropic",
     "anthropic_vertex": "anthropic",
+    "gemini": "gemini",
+    "gemini_vertex": "gemini",
     "openai": "openai",
     "scripted": "scripted",
 }

@@ -63,6 +63,22 @@ PRICES.update(
     }
 )
 
+
+def _gemini(input_price: float, output_price: float) -> Price:
+    return Price(input_price, output_price, input_price, input_price * 0.25)  # implicit caching: 75% off
+
+
+PRICES.update(
+    {
+        # Gemini API (per MTok, paid tier, prompts up to 200k tokens; longer prompts cost more)
+        "gemini-2.5-pro": _gemini(1.25, 10.0),
+        "gemini-2.5-flash-lite": _gemini(0.10, 0.40),
+        "gemini-2.5-flash": _gemini(0.30, 2.50),
+        "gemini-2.0-flash-lite": _gemini(0.075, 0.30),
+        "gemini-2.0-flash": _gemini(0.10, 0.40),
+    }
+)
+
 FREE_PROVIDERS = frozenset({"scripted"})
 
 
