@@ -66,6 +66,44 @@ async def plain_openai_loop(url: str, turns: int) -> float:
     return elapsed
 
 
+async def plain_gemini_loop(url: str, turns: int) -> float:
+    from google import genai
+    from google.genai import types
+
+    client = genai.Client(api_key="test-key", http_options=types.HttpOptions(base_url=url))
+    declaration = types.FunctionDeclaration(
+        name="lookup", description="Look up a key.", parameters_json_schema=TOOL_SCHEMA
+    )
+    config = types.GenerateContentConfig(
+        system_instruction=SYSTEM,
+        tools=[types.Tool(function_declarations=[declaration])],
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+        max_output_tokens=1024,
+    )
+    contents: list[Any] = []
+    start = time.process_time()
+    for turn in range(turns):
+        contents.append(types.Content(role="user", parts=[types.Part(text=f"question {turn}")]))
+        while True:
+            reply = await client.aio.models.generate_content(
+                model="gemini-2.5-flash", contents=contents, config=config
+            )
+            contents.append(reply.candidates[0].content)  # type: ignore[index]
+            calls = reply.function_calls
+            if not calls:
+                break
+            responses = [
+                types.Part(
+                    function_response=types.FunctionResponse(
+                        id=c.id, name=c.name, response={"output": lookup(**c.args)}
+                    )
+                )  # type: ignore[arg-type]
+                for c in calls
+            ]
+            contents.append(types.Content(role="user", parts=responses))
+    return time.process_time() - start
+
+
 async def plain_anthropic_loop(url: str, turns: int) -> float:
     import anthropic
 
@@ -97,7 +135,11 @@ async def plain_anthropic_loop(url: str, turns: int) -> float:
 async def llmproc_loop(provider: str, url: str, turns: int) -> float:
     from llmproc import LLMProgram
 
-    model, base_url = (MODEL, url) if provider == "anthropic" else ("gpt-4o-mini", f"{url}/v1")
+    model, base_url = {
+        "anthropic": (MODEL, url),
+        "openai": ("gpt-4o-mini", f"{url}/v1"),
+        "gemini": ("gemini-2.5-flash", url),
+    }[provider]
     program = LLMProgram(model_name=model, provider=provider, system_prompt=SYSTEM,
                          parameters={"max_tokens": 1024}, base_url=base_url, max_retries=0)  # fmt: skip
     program.add_tool(lookup)
@@ -109,7 +151,7 @@ async def llmproc_loop(provider: str, url: str, turns: int) -> float:
     return time.process_time() - start
 
 
-PLAIN_LOOPS = {"anthropic": plain_anthropic_loop, "openai": plain_openai_loop}
+PLAIN_LOOPS = {"anthropic": plain_anthropic_loop, "openai": plain_openai_loop, "gemini": plain_gemini_loop}
 
 
 def main() -> None:
@@ -119,7 +161,8 @@ def main() -> None:
     parser.add_argument("turns", nargs="*", type=int, default=[50, 300])
     parser.add_argument("--provider", choices=sorted(PLAIN_LOOPS), action="append")
     args = parser.parse_args()
-    os.environ["ANTHROPIC_API_KEY"] = os.environ["OPENAI_API_KEY"] = "test-key"
+    for variable in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"):
+        os.environ[variable] = "test-key"
     server = subprocess.Popen(
         [sys.executable, "-m", "fake_provider"],
         cwd=ROOT / "tests",
