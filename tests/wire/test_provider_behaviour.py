@@ -177,6 +177,21 @@ async def test_a_cut_stream_is_an_error_not_half_a_reply(harness, write_program)
 
 
 @pytest.mark.parametrize(
+    ("provider", "model"),
+    [("anthropic_vertex", "claude-haiku-4-5@20251001"), ("gemini_vertex", "gemini-2.5-flash")],
+)
+async def test_vertex_without_google_credentials_says_how_to_get_them(
+    provider, model, write_program, monkeypatch
+):
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/credentials.json")
+    text = f'[model]\nname = "{model}"\nprovider = "{provider}"\nregion = "us-east5"\nproject_id = "p"\n'
+    process = LLMProcess.from_toml(write_program(text + "max_retries = 0\n"))
+    with pytest.raises(MissingAPIKeyError, match=f"provider '{provider}' needs Google Cloud credentials"):
+        await process.run("hi")
+    assert process.messages == ()
+
+
+@pytest.mark.parametrize(
     ("provider", "model", "variable"),
     [
         ("anthropic", "claude-haiku-4-5", "ANTHROPIC_API_KEY"),

@@ -24,7 +24,7 @@ from ..messages import (
 from ..result import Usage
 from .base import ProviderRequest, ProviderResponse
 from .retry import TextSink, request_with_retries
-from .sdk_errors import map_sdk_error
+from .sdk_errors import map_credentials_error, map_sdk_error
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -207,7 +207,7 @@ class AnthropicProvider:
     def _map_error(self, err: Exception) -> ProviderError | None:
         import anthropic
 
-        return map_sdk_error(
+        return map_credentials_error(err, provider=self.name) or map_sdk_error(
             anthropic, err, api="Anthropic API", provider=self.name, timeout=self._model.timeout
         )
 

@@ -19,7 +19,7 @@ from ..messages import ImageBlock, Message, TextBlock, ThinkingBlock, ToolCallBl
 from ..result import Usage
 from .base import ProviderRequest, ProviderResponse
 from .retry import TextSink, request_with_retries
-from .sdk_errors import is_retryable_status
+from .sdk_errors import is_retryable_status, map_credentials_error
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -171,6 +171,9 @@ class GeminiProvider:
         import httpx2
         from google.genai import errors
 
+        credentials = map_credentials_error(err, provider=self.name)
+        if credentials is not None:
+            return credentials
         if isinstance(err, errors.APIError):
             status = err.code if isinstance(err.code, int) else None
             kind = err.status or None

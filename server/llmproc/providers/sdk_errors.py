@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from ..errors import ProviderError
+from ..errors import MissingAPIKeyError, ProviderError
 
 _HINTS = {
     401: "check the API key",
@@ -60,3 +60,18 @@ def map_sdk_error(
             f"{api} sent a reply that could not be read: {err}", provider=provider, retryable=True
         )
     return None
+
+
+def map_credentials_error(err: Exception, *, provider: str) -> ProviderError | None:
+    """Vertex providers authenticate with Google Cloud credentials; say how to get them."""
+    try:
+        from google.auth.exceptions import GoogleAuthError
+    except ImportError:  # pragma: no cover - google-auth comes with google-genai
+        return None
+    if not isinstance(err, GoogleAuthError):
+        return None
+    return MissingAPIKeyError(
+        f"provider '{provider}' needs Google Cloud credentials: run `gcloud auth application-default login` "
+        f"or set GOOGLE_APPLICATION_CREDENTIALS to a service-account file ({err})",
+        provider=provider,
+    )
