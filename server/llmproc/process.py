@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import _sync
-from .errors import ProcessError, ProviderError
+from .errors import ProcessError
 from .events import EventCallback, TextDelta, ToolCallFinished, ToolCallStarted, TurnFinished, emit
 from .kernel import Kernel, default_kernel
 from .messages import Message, ToolCallBlock, ToolResultBlock
 from .program import LLMProgram
 from .providers import create_provider
 from .providers.base import Provider, ProviderRequest
-from .providers.pricing import Price, cost_usd
+from .providers.pricing import cost_usd, price_from_config
 from .result import RunResult, ToolCallRecord, Usage
 from .tools.functions import FunctionToolset
 from .tools.router import ToolRouter
@@ -48,10 +49,13 @@ class LLMProcess:
         self._history: list[Message] = list(history)
         self._provider: Provider | None = None
         self._callbacks: list[EventCallback] = []
-        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
         self._closed = False
         self.usage = Usage()
         self.cost_usd: float | None = 0.0
+        self._price = price_from_config(program.config.model.pricing)
         self.tools = ToolRouter(
             [FunctionToolset(program.function_tools)], timeout=program.config.model.tool_timeout
         )
@@ -123,16 +127,14 @@ class LLMProcess:
         if not isinstance(message, str):
             raise TypeError(f"run() takes the user message as a str, not {type(message).__name__}")
         callbacks = [*self._callbacks, on_event] if on_event else self._callbacks
-        lock = self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop) or self._locks.setdefault(loop, asyncio.Lock())
         async with lock:
             return await self._run(Message.user(message), callbacks)
 
     def _provider_instance(self) -> Provider:
         if self._provider is None:
-            try:
-                self._provider = create_provider(self.program, self.kernel)
-            except NotImplementedError as err:
-                raise ProviderError(str(err), provider=self.program.provider) from None
+            self._provider = create_provider(self.program, self.kernel)
         return self._provider
 
     async def _run(self, user_message: Message, callbacks: Sequence[EventCallback]) -> RunResult:
@@ -184,13 +186,7 @@ class LLMProcess:
 
     def _cost(self, usage: Usage) -> float | None:
         model = self.program.config.model
-        override = None
-        if model.pricing is not None:
-            p = model.pricing
-            override = Price(
-                p.input, p.output, p.cache_write or p.input * 1.25, p.cache_read or p.input * 0.1
-            )
-        return cost_usd(model.provider, model.name, usage, override)
+        return cost_usd(model.provider, model.name, usage, self._price)
 
     def _account(self, usage: Usage) -> None:
         """Totals count every completed request, even in runs that later failed: those are billed too."""

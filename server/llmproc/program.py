@@ -181,7 +181,7 @@ class LLMProgram:
         provider = self.config.model.provider
         allowed = supported_parameters(provider)
         for name in self.config.parameters.given():
-            if allowed is not None and name not in allowed:
+            if name not in allowed:
                 hint = suggest(name, allowed)
                 raise self._error(
                     ("parameters", name),

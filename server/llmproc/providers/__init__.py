@@ -23,18 +23,13 @@ _MODULES = {
 
 
 def _module(provider: str) -> ModuleType:
-    name = _MODULES.get(provider)
-    if name is None:
-        raise NotImplementedError(f"provider '{provider}' is not available in this version of llmproc")
-    return importlib.import_module(f"{__name__}.{name}")
+    return importlib.import_module(f"{__name__}.{_MODULES[provider]}")  # names are validated by config
 
 
-def supported_parameters(provider: str) -> frozenset[str] | None:
-    """The [parameters] keys a provider accepts, or None when the provider is not built in yet."""
-    try:
-        return _module(provider).PARAMETERS
-    except NotImplementedError:
-        return None
+def supported_parameters(provider: str) -> frozenset[str]:
+    """The [parameters] keys a provider accepts."""
+    parameters: frozenset[str] = _module(provider).PARAMETERS
+    return parameters
 
 
 def create_provider(program: LLMProgram, kernel: Kernel) -> Provider:

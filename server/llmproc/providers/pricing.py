@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config import PricingConfig
 from ..result import Usage
 
 
@@ -80,6 +81,18 @@ PRICES.update(
 )
 
 FREE_PROVIDERS = frozenset({"scripted"})
+
+
+def price_from_config(pricing: PricingConfig | None) -> Price | None:
+    """The price a program sets in [model.pricing]; cache rates default to 1.25x and 0.1x input."""
+    if pricing is None:
+        return None
+    return Price(
+        pricing.input,
+        pricing.output,
+        pricing.input * 1.25 if pricing.cache_write is None else pricing.cache_write,
+        pricing.input * 0.1 if pricing.cache_read is None else pricing.cache_read,
+    )
 
 
 def price_for(model: str) -> Price | None:
