@@ -22,7 +22,7 @@ from ..messages import (
     ToolResultBlock,
 )
 from ..result import Usage
-from .base import ProviderRequest, ProviderResponse
+from .base import ConversionCache, ProviderRequest, ProviderResponse
 from .retry import TextSink, request_with_retries
 from .sdk_errors import map_credentials_error, map_sdk_error
 
@@ -50,7 +50,7 @@ class AnthropicProvider:
         self.name = program.provider
         self._model = program.config.model
         self._kernel = kernel
-        self._converted: dict[str, dict[str, Any]] = {}
+        self._converted = ConversionCache(self._convert)
         self._options = self._request_options(program)
 
     # -- client --------------------------------------------------------------------------------
@@ -131,7 +131,7 @@ class AnthropicProvider:
     def build_request(self, request: ProviderRequest) -> dict[str, Any]:
         """The keyword arguments of `messages.create` for `request` (public for tests)."""
         cache = not self._model.disable_automatic_caching
-        messages = [self._convert(m) for m in request.messages]
+        messages = self._converted.convert_all(request.messages)
         if cache and messages:
             messages[-1] = _with_cache_breakpoint(messages[-1])
         kwargs = dict(self._options, messages=messages)
@@ -143,21 +143,15 @@ class AnthropicProvider:
                 {"name": t.name, "description": t.description, "input_schema": t.parameters}
                 for t in request.tools
             ]
-        if len(self._converted) > 2 * len(messages) + 64:
-            live = {m.id for m in request.messages}
-            self._converted = {k: v for k, v in self._converted.items() if k in live}
         return kwargs
 
     def _convert(self, message: Message) -> dict[str, Any]:
-        converted = self._converted.get(message.id)
-        if converted is None:
-            content: Any = [block for b in message.content if (block := self._block(b)) is not None]
-            if not content:
-                content = [{"type": "text", "text": "(empty)"}]
-            if len(content) == 1 and content[0]["type"] == "text":
-                content = content[0]["text"]  # the compact form: less for the SDK to copy and encode
-            converted = self._converted[message.id] = {"role": message.role, "content": content}
-        return converted
+        content: Any = [block for b in message.content if (block := self._block(b)) is not None]
+        if not content:
+            content = [{"type": "text", "text": "(empty)"}]
+        if len(content) == 1 and content[0]["type"] == "text":
+            content = content[0]["text"]  # the compact form: less for the SDK to copy and encode
+        return {"role": message.role, "content": content}
 
     def _block(self, block: Any) -> dict[str, Any] | None:
         if isinstance(block, TextBlock):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from ..messages import Message
 from ..result import Usage
@@ -37,3 +37,28 @@ class Provider(Protocol):
     name: str
 
     async def complete(self, request: ProviderRequest) -> ProviderResponse: ...
+
+
+T = TypeVar("T")
+
+
+class ConversionCache(Generic[T]):
+    """A provider's form of each message, by message id, so that a turn converts only what is new.
+
+    Messages are immutable, so a conversion never goes stale; entries of messages that left the
+    history (reset, goto) are dropped once they outnumber the live ones.
+    """
+
+    def __init__(self, convert: Callable[[Message], T]) -> None:
+        self._convert = convert
+        self._items: dict[str, T] = {}
+
+    def convert_all(self, messages: Sequence[Message]) -> list[T]:
+        items = self._items
+        converted = [
+            items[m.id] if m.id in items else items.setdefault(m.id, self._convert(m)) for m in messages
+        ]
+        if len(items) > 2 * len(messages) + 64:
+            live = {m.id for m in messages}
+            self._items = {k: v for k, v in items.items() if k in live}
+        return converted

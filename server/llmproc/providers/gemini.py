@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import MissingAPIKeyError, ProviderError
 from ..messages import ImageBlock, Message, TextBlock, ThinkingBlock, ToolCallBlock, ToolResultBlock
 from ..result import Usage
-from .base import ProviderRequest, ProviderResponse
+from .base import ConversionCache, ProviderRequest, ProviderResponse
 from .retry import TextSink, request_with_retries
 from .sdk_errors import is_retryable_status, map_credentials_error
 
@@ -44,7 +44,7 @@ class GeminiProvider:
         self._model = program.config.model
         self._params = program.config.parameters
         self._kernel = kernel
-        self._converted: dict[str, dict[str, Any]] = {}
+        self._converted = ConversionCache(_content)
 
     # -- client --------------------------------------------------------------------------------
 
@@ -120,20 +120,8 @@ class GeminiProvider:
 
     def build_request(self, request: ProviderRequest) -> dict[str, Any]:
         """The keyword arguments of `models.generate_content` for `request` (public for tests)."""
-        contents = [self._convert(m) for m in request.messages]
-        if len(self._converted) > 2 * len(contents) + 64:
-            live = {m.id for m in request.messages}
-            self._converted = {k: v for k, v in self._converted.items() if k in live}
+        contents = self._converted.convert_all(request.messages)
         return {"model": self._model.name, "contents": contents, "config": self._config(request)}
-
-    def _convert(self, message: Message) -> dict[str, Any]:
-        converted = self._converted.get(message.id)
-        if converted is None:
-            raw = message.provider_data.get(_PARTS) if isinstance(message.provider_data, dict) else None
-            parts = raw if raw is not None else [p for b in message.content if (p := _part(b)) is not None]
-            role = "model" if message.role == "assistant" else "user"
-            converted = self._converted[message.id] = {"role": role, "parts": parts or [{"text": " "}]}
-        return converted
 
     # -- call ----------------------------------------------------------------------------------
 
@@ -198,6 +186,14 @@ class GeminiProvider:
         if isinstance(err, httpx2.TransportError):
             return ProviderError(f"could not reach the Gemini API: {err}", provider=self.name, retryable=True)
         return None
+
+
+def _content(message: Message) -> dict[str, Any]:
+    """A Gemini reply is replayed as received (signatures included); others convert block by block."""
+    raw = message.provider_data.get(_PARTS) if isinstance(message.provider_data, dict) else None
+    parts = raw if raw is not None else [p for b in message.content if (p := _part(b)) is not None]
+    role = "model" if message.role == "assistant" else "user"
+    return {"role": role, "parts": parts or [{"text": " "}]}
 
 
 def _part(block: Any) -> dict[str, Any] | None:

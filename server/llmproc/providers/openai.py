@@ -25,7 +25,7 @@ from ..messages import (
     tool_arguments_from_json,
 )
 from ..result import Usage
-from .base import ProviderRequest, ProviderResponse
+from .base import ConversionCache, ProviderRequest, ProviderResponse
 from .retry import TextSink, request_with_retries
 from .sdk_errors import map_sdk_error
 
@@ -55,7 +55,7 @@ class OpenAIChatProvider:
         self.name = program.provider
         self._model = program.config.model
         self._kernel = kernel
-        self._converted: dict[str, list[dict[str, Any]]] = {}
+        self._converted = ConversionCache(_convert)
         self._base_url = self._model.base_url or os.environ.get("OPENAI_BASE_URL")
         self._options = self._request_options(program)
 
@@ -116,8 +116,8 @@ class OpenAIChatProvider:
         messages: list[dict[str, Any]] = (
             [{"role": "system", "content": request.system}] if request.system else []
         )
-        for message in request.messages:
-            messages.extend(self._convert(message))
+        for converted in self._converted.convert_all(request.messages):
+            messages.extend(converted)
         kwargs = dict(self._options, messages=messages)
         if request.tools:
             kwargs["tools"] = [
@@ -127,18 +127,7 @@ class OpenAIChatProvider:
                 }
                 for t in request.tools
             ]
-        if len(self._converted) > 2 * len(request.messages) + 64:
-            live = {m.id for m in request.messages}
-            self._converted = {k: v for k, v in self._converted.items() if k in live}
         return kwargs
-
-    def _convert(self, message: Message) -> list[dict[str, Any]]:
-        converted = self._converted.get(message.id)
-        if converted is None:
-            converted = self._converted[message.id] = (
-                _assistant(message) if message.role == "assistant" else _user(message)
-            )
-        return converted
 
     # -- call ----------------------------------------------------------------------------------
 
@@ -199,6 +188,10 @@ class OpenAIChatProvider:
         import openai
 
         return map_sdk_error(openai, err, api="OpenAI API", provider=self.name, timeout=self._model.timeout)
+
+
+def _convert(message: Message) -> list[dict[str, Any]]:
+    return _assistant(message) if message.role == "assistant" else _user(message)
 
 
 def _user(message: Message) -> list[dict[str, Any]]:
