@@ -7,6 +7,7 @@ Cache writes are priced at the 5-minute rate (1.25x input); reads at 0.1x input.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from ..config import PricingConfig
@@ -95,6 +96,7 @@ def price_from_config(pricing: PricingConfig | None) -> Price | None:
     )
 
 
+@functools.lru_cache(maxsize=256)
 def price_for(model: str) -> Price | None:
     best = ""
     for prefix in PRICES:
