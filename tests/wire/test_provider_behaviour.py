@@ -23,7 +23,8 @@ class Harness:
     model: str
     fake: FakeProviderServer
     key_env: str | None
-    base_url_in_program: bool = False
+    model_extra: str = ""
+    """More [model] lines: a base_url, a region, an access-token variable."""
 
     def program(self, extra: str = "", *, retries: int = 1) -> str:
         lines = [
@@ -33,25 +34,32 @@ class Harness:
             f"max_retries = {retries}",
             "timeout = 5",
         ]
-        if self.base_url_in_program:
-            lines.append(f'base_url = "{self.fake.url}/v1"')
-        return "\n".join(lines) + '\n[prompt]\nsystem_prompt = "Be brief."\n' + extra
+        return (
+            "\n".join(lines) + "\n" + self.model_extra + '\n[prompt]\nsystem_prompt = "Be brief."\n' + extra
+        )
 
     def streamed(self, request: RecordedRequest) -> bool:
-        if self.provider.startswith("gemini"):
-            return ":streamGenerateContent" in request.path
-        return request.body.get("stream") is True
+        return ":stream" in request.path or request.body.get("stream") is True
 
     def rate_limit(self) -> Fault:
         return Fault(status=429, error_type="rate_limit_error", message="slow down", retry_after="0")
 
 
-@pytest.fixture(params=["anthropic", "openai", "openai_compatible", "gemini"])
+@pytest.fixture(
+    params=["anthropic", "anthropic_vertex", "openai", "openai_compatible", "gemini", "gemini_vertex"]
+)
 def harness(request, fake, monkeypatch) -> Harness:
     if request.param == "anthropic":
         monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
         monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
         return Harness("anthropic", "anthropic", "claude-haiku-4-5", fake, "ANTHROPIC_API_KEY")
+    if request.param.endswith("_vertex"):
+        # Vertex with an access token from [model] api_key_env, the offline-friendly credential path
+        monkeypatch.setenv("VERTEX_TOKEN", fake.api_key)
+        extra = f'base_url = "{fake.url}"\nregion = "us-east5"\nproject_id = "proj"\n'
+        extra += 'api_key_env = "VERTEX_TOKEN"\n'
+        model = "claude-haiku-4-5@20251001" if request.param == "anthropic_vertex" else "gemini-2.5-flash"
+        return Harness(request.param, request.param, model, fake, "VERTEX_TOKEN", model_extra=extra)
     if request.param == "gemini":
         monkeypatch.setenv("GEMINI_API_KEY", fake.api_key)
         monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", fake.url)
@@ -62,7 +70,8 @@ def harness(request, fake, monkeypatch) -> Harness:
         return Harness("openai", "openai", "gpt-4o-mini", fake, "OPENAI_API_KEY")
     # a keyless OpenAI-compatible server (vLLM, Ollama...) reached through [model] base_url
     fake.api_key = "EMPTY"
-    return Harness("openai_compatible", "openai", "llama-3.1-8b", fake, None, base_url_in_program=True)
+    extra = f'base_url = "{fake.url}/v1"\n'
+    return Harness("openai_compatible", "openai", "llama-3.1-8b", fake, None, model_extra=extra)
 
 
 def start(harness: Harness, write_program, extra: str = "", *, retries: int = 1, tools=()) -> LLMProcess:
@@ -82,6 +91,10 @@ async def test_plain_reply(harness, write_program):
     result = await start(harness, write_program).run("Hi")
     assert result.text == "Hello."
     assert result.stop_reason == "end_turn"
+    if harness.name.endswith("_vertex"):  # the Vertex route, authenticated with the access token
+        request = harness.fake.requests[0]
+        assert "/publishers/" in request.path, request.path
+        assert request.headers["authorization"] == f"Bearer {harness.fake.api_key}"
 
 
 async def test_tool_round_trip(harness, write_program):
@@ -189,6 +202,18 @@ async def test_vertex_without_google_credentials_says_how_to_get_them(
     with pytest.raises(MissingAPIKeyError, match=f"provider '{provider}' needs Google Cloud credentials"):
         await process.run("hi")
     assert process.messages == ()
+
+
+@pytest.mark.parametrize("provider", ["anthropic_vertex", "gemini_vertex"])
+async def test_vertex_access_token_variable_must_be_set(provider, write_program):
+    text = (
+        f'[model]\nname = "m"\nprovider = "{provider}"\nregion = "us-east5"\napi_key_env = "NO_SUCH_TOKEN"\n'
+    )
+    process = LLMProcess.from_toml(write_program(text))
+    with pytest.raises(
+        MissingAPIKeyError, match="needs an access token: set the environment variable NO_SUCH_TOKEN"
+    ):
+        await process.run("hi")
 
 
 @pytest.mark.parametrize(

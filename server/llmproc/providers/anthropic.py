@@ -22,6 +22,7 @@ from ..messages import (
     ToolResultBlock,
 )
 from ..result import Usage
+from . import vertex
 from .base import ConversionCache, ProviderRequest, ProviderResponse
 from .retry import TextSink, request_with_retries
 from .sdk_errors import map_credentials_error, map_sdk_error
@@ -58,8 +59,11 @@ class AnthropicProvider:
     def _client(self) -> Any:
         model = self._model
         if self.name == "anthropic_vertex":
-            key: tuple[Any, ...] = ("anthropic_vertex", model.base_url, model.project_id, model.region)
-            return self._kernel.shared_client((*key, model.timeout, model.max_retries), self._new_vertex)
+            token = vertex.access_token(model, self.name)
+            key: tuple[Any, ...] = ("anthropic_vertex", model.base_url, model.project_id, model.region, token)
+            return self._kernel.shared_client(
+                (*key, model.timeout, model.max_retries), lambda: self._new_vertex(token)
+            )
         env_name = model.api_key_env or "ANTHROPIC_API_KEY"
         api_key = os.environ.get(env_name)
         auth_token = None if api_key or model.api_key_env else os.environ.get("ANTHROPIC_AUTH_TOKEN")
@@ -83,11 +87,13 @@ class AnthropicProvider:
             max_retries=self._model.max_retries,
         )
 
-    def _new_vertex(self) -> Any:
+    def _new_vertex(self, token: str | None) -> Any:
         import anthropic
 
         model = self._model
         options: dict[str, Any] = {"timeout": model.timeout, "max_retries": model.max_retries}
+        if token:
+            options["access_token"] = token
         if model.project_id:
             options["project_id"] = model.project_id
         if model.region:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import MissingAPIKeyError, ProviderError
 from ..messages import ImageBlock, Message, TextBlock, ThinkingBlock, ToolCallBlock, ToolResultBlock
 from ..result import Usage
+from . import vertex
 from .base import ConversionCache, ProviderRequest, ProviderResponse
 from .retry import TextSink, request_with_retries
 from .sdk_errors import is_retryable_status, map_credentials_error
@@ -51,9 +52,10 @@ class GeminiProvider:
     def _client(self) -> Any:
         model = self._model
         if self.name == "gemini_vertex":
-            key: tuple[Any, ...] = ("gemini_vertex", model.project_id, model.region, model.base_url)
+            token = vertex.access_token(model, self.name)
+            key: tuple[Any, ...] = ("gemini_vertex", model.project_id, model.region, model.base_url, token)
             return self._kernel.shared_client(
-                (*key, model.timeout, model.max_retries), lambda: self._new(None)
+                (*key, model.timeout, model.max_retries), lambda: self._new(None, token)
             )
         names = [model.api_key_env] if model.api_key_env else ["GEMINI_API_KEY", "GOOGLE_API_KEY"]
         api_key = next((os.environ[n] for n in names if os.environ.get(n)), None)
@@ -64,9 +66,9 @@ class GeminiProvider:
                 provider=self.name,
             )
         key = ("gemini", model.base_url, api_key, model.timeout, model.max_retries)
-        return self._kernel.shared_client(key, lambda: self._new(api_key))
+        return self._kernel.shared_client(key, lambda: self._new(api_key, None))
 
-    def _new(self, api_key: str | None) -> Any:
+    def _new(self, api_key: str | None, token: str | None) -> Any:
         from google import genai
         from google.genai import types
 
@@ -85,10 +87,16 @@ class GeminiProvider:
         )
         if api_key is not None:
             return genai.Client(api_key=api_key, http_options=http)
+        credentials = None
+        if token:
+            from google.oauth2.credentials import Credentials
+
+            credentials = Credentials(token)
         return genai.Client(
             vertexai=True,
             project=model.project_id or os.environ.get("GOOGLE_CLOUD_PROJECT"),
             location=model.region or os.environ.get("GOOGLE_CLOUD_LOCATION") or "global",
+            credentials=credentials,
             http_options=http,
         )
 
