@@ -186,7 +186,11 @@ def main() -> None:
                 )
     finally:
         server.stdin.close()  # type: ignore[union-attr]
-        server.wait(timeout=10)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 if __name__ == "__main__":

@@ -63,6 +63,7 @@ def _example_arguments(schema: dict[str, Any]) -> dict[str, Any]:
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    block_on_close = False  # never wait for handlers on keep-alive connections when stopping
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients that time out close the connection under us; that is expected, not news."""
