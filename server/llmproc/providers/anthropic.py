@@ -152,12 +152,8 @@ class AnthropicProvider:
         return kwargs
 
     def _convert(self, message: Message) -> dict[str, Any]:
-        content: Any = [block for b in message.content if (block := self._block(b)) is not None]
-        if not content:
-            content = [{"type": "text", "text": "(empty)"}]
-        if len(content) == 1 and content[0]["type"] == "text":
-            content = content[0]["text"]  # the compact form: less for the SDK to copy and encode
-        return {"role": message.role, "content": content}
+        parts = [block for b in message.content if (block := self._block(b)) is not None]
+        return {"role": message.role, "content": _compact(parts or [{"type": "text", "text": "(empty)"}])}
 
     def _block(self, block: Any) -> dict[str, Any] | None:
         if isinstance(block, TextBlock):
@@ -166,11 +162,10 @@ class AnthropicProvider:
             return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.arguments}
         if isinstance(block, ToolResultBlock):
             parts = [b for b in (self._block(c) for c in block.content) if b is not None]
-            content: Any = parts[0]["text"] if len(parts) == 1 and parts[0]["type"] == "text" else parts
             return {
                 "type": "tool_result",
                 "tool_use_id": block.tool_call_id,
-                "content": content or "(no output)",
+                "content": _compact(parts) or "(no output)",
                 "is_error": block.is_error,
             }
         if isinstance(block, ThinkingBlock):
@@ -228,6 +223,11 @@ class AnthropicProvider:
             return await events.get_final_message()
 
 
+def _compact(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    """A lone text block as a plain string, as the API allows: less for the SDK to copy and encode."""
+    return parts[0]["text"] if len(parts) == 1 and parts[0]["type"] == "text" else parts
+
+
 def _with_cache_breakpoint(message: dict[str, Any]) -> dict[str, Any]:
     """A copy of `message` whose last cacheable block carries a cache breakpoint."""
     content = message["content"]
@@ -265,5 +265,5 @@ def _usage(usage: Any) -> Usage:
         output_tokens=usage.output_tokens or 0,
         cache_read_tokens=usage.cache_read_input_tokens or 0,
         cache_write_tokens=usage.cache_creation_input_tokens or 0,
-        reasoning_tokens=(getattr(details, "thinking_tokens", None) or 0) if details else 0,
+        reasoning_tokens=getattr(details, "thinking_tokens", None) or 0,
     )

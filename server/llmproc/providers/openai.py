@@ -256,14 +256,12 @@ def _usage(usage: Any) -> Usage:
         return Usage()
     prompt_details = getattr(usage, "prompt_tokens_details", None)
     completion_details = getattr(usage, "completion_tokens_details", None)
-    cached = (getattr(prompt_details, "cached_tokens", None) or 0) if prompt_details else 0
-    written = (getattr(prompt_details, "cache_write_tokens", None) or 0) if prompt_details else 0
+    cached = getattr(prompt_details, "cached_tokens", None) or 0  # getattr(None, ...) is None too
+    written = getattr(prompt_details, "cache_write_tokens", None) or 0
     return Usage(
         input_tokens=max((usage.prompt_tokens or 0) - cached - written, 0),
         output_tokens=usage.completion_tokens or 0,
         cache_read_tokens=cached,
         cache_write_tokens=written,
-        reasoning_tokens=(getattr(completion_details, "reasoning_tokens", None) or 0)
-        if completion_details
-        else 0,
+        reasoning_tokens=getattr(completion_details, "reasoning_tokens", None) or 0,
     )
