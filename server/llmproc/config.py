@@ -50,6 +50,13 @@ class ModelConfig(_Section):
     )
     project_id: str | None = Field(None, description="Google Cloud project (Vertex providers).")
     region: str | None = Field(None, description="Google Cloud region (Vertex providers).")
+    api: Literal["auto", "chat", "responses"] = Field(
+        "auto",
+        description=(
+            "OpenAI route: 'chat' (Chat Completions), 'responses' (Responses API), or 'auto': "
+            "Responses for OpenAI reasoning models (o-series, gpt-5, codex) without base_url, else Chat."
+        ),
+    )
     max_iterations: int = Field(10, ge=1, le=1000, description="Model turns allowed in one run.")
     disable_automatic_caching: bool = Field(
         False, description="Turn off automatic prompt-cache breakpoints (Anthropic)."
@@ -101,6 +108,9 @@ class ParametersConfig(_Section):
     seed: int | None = Field(None, description="Sampling seed where supported.")
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = Field(
         None, description="Reasoning effort (OpenAI reasoning models; Anthropic output_config effort)."
+    )
+    reasoning_summary: Literal["auto", "concise", "detailed"] | None = Field(
+        None, description="Reasoning summaries to return (OpenAI Responses API)."
     )
     thinking: ThinkingParams | None = Field(None, description="Anthropic extended thinking.")
     thinking_budget: int | None = Field(None, ge=-1, description="Gemini thinking budget in tokens.")

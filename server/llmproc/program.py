@@ -179,15 +179,19 @@ class LLMProgram:
 
     def _check_provider_fit(self) -> None:
         provider = self.config.model.provider
-        allowed = supported_parameters(provider)
+        allowed, where = supported_parameters(self.config.model)
         for name in self.config.parameters.given():
             if name not in allowed:
                 hint = suggest(name, allowed)
                 raise self._error(
                     ("parameters", name),
-                    f"[parameters] {name} is not supported by provider '{provider}'"
+                    f"[parameters] {name} is not supported by {where}"
                     f"{hint or '; pass provider-specific options in [parameters] extra_body'}",
                 )
+        if self.config.model.api != "auto" and provider != "openai":
+            raise self._error(
+                ("model", "api"), "[model] api chooses an OpenAI route; only provider = 'openai' takes it"
+            )
         if self.config.scripted is not None and provider != "scripted":
             raise self._error(("scripted",), "[scripted] is only used with provider = 'scripted'")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from . import anthropic_api, gemini_api, openai_chat_api
+from . import anthropic_api, gemini_api, openai_chat_api, openai_responses_api
 from .script import Fault, ScriptedToolCall, Turn
 
 
@@ -48,7 +48,7 @@ class ConversationView:
     last_user_text: str
 
 
-_APIS = [anthropic_api, openai_chat_api, gemini_api]
+_APIS = [anthropic_api, openai_chat_api, openai_responses_api, gemini_api]
 
 
 def _example_arguments(schema: dict[str, Any]) -> dict[str, Any]:

@@ -46,7 +46,15 @@ class Harness:
 
 
 @pytest.fixture(
-    params=["anthropic", "anthropic_vertex", "openai", "openai_compatible", "gemini", "gemini_vertex"]
+    params=[
+        "anthropic",
+        "anthropic_vertex",
+        "openai",
+        "openai_responses",
+        "openai_compatible",
+        "gemini",
+        "gemini_vertex",
+    ]
 )
 def harness(request, fake, monkeypatch) -> Harness:
     if request.param == "anthropic":
@@ -68,6 +76,10 @@ def harness(request, fake, monkeypatch) -> Harness:
         monkeypatch.setenv("OPENAI_API_KEY", fake.api_key)
         monkeypatch.setenv("OPENAI_BASE_URL", f"{fake.url}/v1")
         return Harness("openai", "openai", "gpt-4o-mini", fake, "OPENAI_API_KEY")
+    if request.param == "openai_responses":  # a reasoning model: the Responses API route by default
+        monkeypatch.setenv("OPENAI_API_KEY", fake.api_key)
+        monkeypatch.setenv("OPENAI_BASE_URL", f"{fake.url}/v1")
+        return Harness("openai_responses", "openai", "o4-mini", fake, "OPENAI_API_KEY")
     # a keyless OpenAI-compatible server (vLLM, Ollama...) reached through [model] base_url
     fake.api_key = "EMPTY"
     extra = f'base_url = "{fake.url}/v1"\n'
@@ -156,8 +168,8 @@ async def test_conversation_state_and_reset(harness, write_program):
     process.reset_state()
     await process.run("again")
     last_request = harness.fake.bodies()[-1]
-    turns = last_request.get("messages") or last_request.get("contents")
-    assert len([m for m in turns if m["role"] != "system"]) == 1
+    turns = last_request.get("messages") or last_request.get("contents") or last_request.get("input")
+    assert len([m for m in turns if m.get("role") != "system"]) == 1
 
 
 async def test_rate_limit_is_retried(harness, write_program):

@@ -8,6 +8,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..config import ModelConfig
     from ..kernel import Kernel
     from ..program import LLMProgram
     from .base import Provider
@@ -26,10 +27,14 @@ def _module(provider: str) -> ModuleType:
     return importlib.import_module(f"{__name__}.{_MODULES[provider]}")  # names are validated by config
 
 
-def supported_parameters(provider: str) -> frozenset[str]:
-    """The [parameters] keys a provider accepts."""
-    parameters: frozenset[str] = _module(provider).PARAMETERS
-    return parameters
+def supported_parameters(model: ModelConfig) -> tuple[frozenset[str], str]:
+    """The [parameters] keys the program's provider (and API route) accepts, and its name for errors."""
+    module = _module(model.provider)
+    route = getattr(module, "parameters_for", None)
+    if route is not None:
+        parameters, where = route(model)
+        return parameters, where
+    return module.PARAMETERS, f"provider '{model.provider}'"
 
 
 def create_provider(program: LLMProgram, kernel: Kernel) -> Provider:

@@ -1,10 +1,12 @@
-"""OpenAI Chat Completions through the official `openai` SDK: OpenAI and compatible servers.
+"""OpenAI through the official `openai` SDK: Chat Completions, and the route choice.
 
-Compatible servers (vLLM, Ollama, LM Studio, OpenRouter...) are reached with
-`[model] base_url`; they often need no key, so a placeholder is sent when none is set.
-Their quirks are tolerated: tool calls without ids get one, empty or invalid argument
-strings become `{}` or a raw value the tool reports, and a missing usage block counts
-as zero. Converted messages are cached by message id, as for every provider.
+Chat Completions serves OpenAI's non-reasoning models and every compatible server (vLLM,
+Ollama, LM Studio, OpenRouter...) reached with `[model] base_url`; those often need no
+key, so a placeholder is sent when none is set. Their quirks are tolerated: tool calls
+without ids get one, empty or invalid argument strings become `{}` or a raw value the
+tool reports, and a missing usage block counts as zero. OpenAI's reasoning models go
+to the Responses API (openai_responses.py) unless `[model] api` says otherwise.
+Converted messages are cached by message id, as for every provider.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -30,13 +33,36 @@ from .retry import TextSink, request_with_retries
 from .sdk_errors import map_sdk_error
 
 if TYPE_CHECKING:
+    from ..config import ModelConfig
     from ..kernel import Kernel
     from ..program import LLMProgram
 
-PARAMETERS = frozenset(
+CHAT_PARAMETERS = frozenset(
     {"max_tokens", "temperature", "top_p", "stop", "frequency_penalty", "presence_penalty", "seed"}
     | {"reasoning_effort", "extra_headers", "extra_body"}
 )
+RESPONSES_PARAMETERS = frozenset(
+    {"max_tokens", "temperature", "top_p", "reasoning_effort", "reasoning_summary"}
+    | {"extra_headers", "extra_body"}
+)
+PARAMETERS = CHAT_PARAMETERS | RESPONSES_PARAMETERS
+REASONING_MODELS = re.compile(r"^(o\d|gpt-5|codex)")
+"""OpenAI model families that reason, for which the Responses API is the better route."""
+
+
+def uses_responses_api(model: ModelConfig) -> bool:
+    """`[model] api`, or for "auto": OpenAI's own API serving a reasoning model."""
+    if model.api != "auto":
+        return model.api == "responses"
+    return model.base_url is None and REASONING_MODELS.match(model.name) is not None
+
+
+def parameters_for(model: ModelConfig) -> tuple[frozenset[str], str]:
+    if uses_responses_api(model):
+        return RESPONSES_PARAMETERS, "provider 'openai' on the Responses API"
+    return CHAT_PARAMETERS, "provider 'openai' on Chat Completions (see [model] api)"
+
+
 _STOP_REASONS = {
     "stop": "end_turn",
     "tool_calls": "tool_use",
@@ -46,18 +72,22 @@ _STOP_REASONS = {
 _missing_ids = itertools.count(1)
 
 
-def create(program: LLMProgram, kernel: Kernel) -> OpenAIChatProvider:
+def create(program: LLMProgram, kernel: Kernel) -> OpenAIProvider:
+    if uses_responses_api(program.config.model):
+        from .openai_responses import OpenAIResponsesProvider
+
+        return OpenAIResponsesProvider(program, kernel)
     return OpenAIChatProvider(program, kernel)
 
 
-class OpenAIChatProvider:
+class OpenAIProvider:
+    """What both OpenAI routes share: the client, its key, and error mapping."""
+
     def __init__(self, program: LLMProgram, kernel: Kernel) -> None:
         self.name = program.provider
         self._model = program.config.model
         self._kernel = kernel
-        self._converted = ConversionCache(_convert)
         self._base_url = self._model.base_url or os.environ.get("OPENAI_BASE_URL")
-        self._options = self._request_options(program)
 
     def _client(self) -> Any:
         model = self._model
@@ -83,6 +113,18 @@ class OpenAIChatProvider:
             timeout=self._model.timeout,
             max_retries=self._model.max_retries,
         )
+
+    def _map_error(self, err: Exception) -> ProviderError | None:
+        import openai
+
+        return map_sdk_error(openai, err, api="OpenAI API", provider=self.name, timeout=self._model.timeout)
+
+
+class OpenAIChatProvider(OpenAIProvider):
+    def __init__(self, program: LLMProgram, kernel: Kernel) -> None:
+        super().__init__(program, kernel)
+        self._converted = ConversionCache(_convert)
+        self._options = self._request_options(program)
 
     # -- request -------------------------------------------------------------------------------
 
@@ -184,11 +226,6 @@ class OpenAIChatProvider:
         ordered = [(c[0], c[1], "".join(c[2])) for _, c in sorted(calls.items())]
         return _response("".join(text), ordered, finish_reason, usage)
 
-    def _map_error(self, err: Exception) -> ProviderError | None:
-        import openai
-
-        return map_sdk_error(openai, err, api="OpenAI API", provider=self.name, timeout=self._model.timeout)
-
 
 def _convert(message: Message) -> list[dict[str, Any]]:
     return _assistant(message) if message.role == "assistant" else _user(message)
@@ -223,7 +260,7 @@ def _assistant(message: Message) -> list[dict[str, Any]]:
             {
                 "id": c.id,
                 "type": "function",
-                "function": {"name": c.name, "arguments": _compact_json(c.arguments)},
+                "function": {"name": c.name, "arguments": compact_json(c.arguments)},
             }
             for c in calls
         ]
@@ -232,7 +269,7 @@ def _assistant(message: Message) -> list[dict[str, Any]]:
     return [converted]
 
 
-def _compact_json(value: Any) -> str:
+def compact_json(value: Any) -> str:
     """JSON as OpenAI itself writes tool arguments (no spaces)."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
@@ -254,14 +291,24 @@ def _response(
 def _usage(usage: Any) -> Usage:
     if usage is None:  # some compatible servers send none
         return Usage()
-    prompt_details = getattr(usage, "prompt_tokens_details", None)
-    completion_details = getattr(usage, "completion_tokens_details", None)
+    return usage_counts(
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        getattr(usage, "prompt_tokens_details", None),
+        getattr(usage, "completion_tokens_details", None),
+    )
+
+
+def usage_counts(
+    prompt: int | None, completion: int | None, prompt_details: Any, output_details: Any
+) -> Usage:
+    """Usage from OpenAI's counts, where the prompt count includes cached and cache-written tokens."""
     cached = getattr(prompt_details, "cached_tokens", None) or 0  # getattr(None, ...) is None too
     written = getattr(prompt_details, "cache_write_tokens", None) or 0
     return Usage(
-        input_tokens=max((usage.prompt_tokens or 0) - cached - written, 0),
-        output_tokens=usage.completion_tokens or 0,
+        input_tokens=max((prompt or 0) - cached - written, 0),
+        output_tokens=completion or 0,
         cache_read_tokens=cached,
         cache_write_tokens=written,
-        reasoning_tokens=getattr(completion_details, "reasoning_tokens", None) or 0,
+        reasoning_tokens=getattr(output_details, "reasoning_tokens", None) or 0,
     )
