@@ -66,6 +66,41 @@ async def plain_openai_loop(url: str, turns: int) -> float:
     return elapsed
 
 
+async def plain_openai_responses_loop(url: str, turns: int) -> float:
+    """The stateless Responses API loop OpenAI documents for reasoning models."""
+    import json
+
+    import openai
+
+    start = time.process_time()
+    client = openai.AsyncOpenAI(api_key="test-key", base_url=f"{url}/v1", max_retries=0)
+    tools = [{"type": "function", "name": "lookup", "description": "Look up a key.",
+              "parameters": TOOL_SCHEMA, "strict": False}]  # fmt: skip
+    items: list[Any] = []
+    for turn in range(turns):
+        items.append({"role": "user", "content": f"question {turn}"})
+        while True:
+            reply = await client.responses.create(
+                model="o4-mini", instructions=SYSTEM, input=items, tools=tools, store=False,
+                include=["reasoning.encrypted_content"], max_output_tokens=1024,
+            )  # fmt: skip
+            calls = [item for item in reply.output if item.type == "function_call"]
+            for item in reply.output:
+                if item.type == "function_call":
+                    items.append({"type": "function_call", "call_id": item.call_id, "name": item.name,
+                                  "arguments": item.arguments})  # fmt: skip
+                elif item.type == "message":
+                    items.append({"role": "assistant", "content": reply.output_text})
+            if not calls:
+                break
+            for call in calls:
+                result = lookup(**json.loads(call.arguments))
+                items.append({"type": "function_call_output", "call_id": call.call_id, "output": result})
+    elapsed = time.process_time() - start
+    await client.close()
+    return elapsed
+
+
 async def plain_gemini_loop(url: str, turns: int) -> float:
     from google import genai
     from google.genai import types
@@ -138,10 +173,19 @@ async def llmproc_loop(provider: str, url: str, turns: int) -> float:
     model, base_url = {
         "anthropic": (MODEL, url),
         "openai": ("gpt-4o-mini", f"{url}/v1"),
+        "openai_responses": ("o4-mini", f"{url}/v1"),
         "gemini": ("gemini-2.5-flash", url),
     }[provider]
-    program = LLMProgram(model_name=model, provider=provider, system_prompt=SYSTEM,
-                         parameters={"max_tokens": 1024}, base_url=base_url, max_retries=0)  # fmt: skip
+    api = "responses" if provider == "openai_responses" else "auto"
+    program = LLMProgram(
+        model_name=model,
+        provider=provider.removesuffix("_responses"),
+        system_prompt=SYSTEM,
+        parameters={"max_tokens": 1024},
+        base_url=base_url,
+        max_retries=0,
+        api=api,
+    )
     program.add_tool(lookup)
     start = time.process_time()  # llmproc creates its client on the first run
     process = await program.start()
@@ -151,7 +195,12 @@ async def llmproc_loop(provider: str, url: str, turns: int) -> float:
     return time.process_time() - start
 
 
-PLAIN_LOOPS = {"anthropic": plain_anthropic_loop, "openai": plain_openai_loop, "gemini": plain_gemini_loop}
+PLAIN_LOOPS = {
+    "anthropic": plain_anthropic_loop,
+    "openai": plain_openai_loop,
+    "openai_responses": plain_openai_responses_loop,
+    "gemini": plain_gemini_loop,
+}
 
 
 def main() -> None:
@@ -172,7 +221,7 @@ def main() -> None:
     )
     try:
         url = server.stdout.readline().strip()  # type: ignore[union-attr]
-        print(f"{'provider':>10} {'turns':>6} {'plain SDK ms/turn':>18} {'llmproc ms/turn':>16} {'ratio':>7}")
+        print(f"{'provider':>16} {'turns':>6} {'plain SDK ms/turn':>18} {'llmproc ms/turn':>16} {'ratio':>7}")
         for provider in args.provider or sorted(PLAIN_LOOPS):
             for turns in args.turns:
                 plain, ours = [], []
@@ -182,7 +231,7 @@ def main() -> None:
                     ours.append(asyncio.run(llmproc_loop(provider, url, turns)))
                 base, mine = min(plain) / turns * 1000, min(ours) / turns * 1000
                 print(
-                    f"{provider:>10} {turns:>6} {base:>18.2f} {mine:>16.2f} {mine / base:>7.2f}", flush=True
+                    f"{provider:>16} {turns:>6} {base:>18.2f} {mine:>16.2f} {mine / base:>7.2f}", flush=True
                 )
     finally:
         server.stdin.close()  # type: ignore[union-attr]

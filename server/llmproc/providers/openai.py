@@ -253,7 +253,10 @@ def _user(message: Message) -> list[dict[str, Any]]:
 
 
 def _assistant(message: Message) -> list[dict[str, Any]]:
-    converted: dict[str, Any] = {"role": "assistant", "content": message.text or None}
+    # no `content: null` beside tool calls: the SDK walks every key of every message per request
+    converted: dict[str, Any] = {"role": "assistant"}
+    if message.text or not message.tool_calls:
+        converted["content"] = message.text
     calls = message.tool_calls
     if calls:
         converted["tool_calls"] = [
@@ -264,8 +267,6 @@ def _assistant(message: Message) -> list[dict[str, Any]]:
             }
             for c in calls
         ]
-    elif converted["content"] is None:
-        converted["content"] = ""
     return [converted]
 
 
