@@ -7,6 +7,7 @@ print(result)                            # the reply text; result.usage, result.
 
 from .errors import (
     LLMProcError,
+    McpServerError,
     MissingAPIKeyError,
     ProcessError,
     ProgramError,
@@ -26,6 +27,7 @@ __all__ = [
     "LLMProcError",
     "LLMProcess",
     "LLMProgram",
+    "McpServerError",
     "Message",
     "MissingAPIKeyError",
     "ProcessError",

@@ -147,29 +147,43 @@ class PreloadConfig(_Section):
 class McpServerConfig(_Section):
     """[mcp.servers.NAME]: one MCP server, stdio (command) or HTTP (url)."""
 
-    command: str | None = None
-    args: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
-    cwd: str | None = None
-    url: str | None = None
-    transport: Literal["stdio", "sse", "streamable-http"] | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
+    command: str | None = Field(None, description="stdio: the program to start.")
+    args: list[str] = Field(default_factory=list, description="stdio: its arguments.")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="stdio: environment variables added to a safe default set."
+    )
+    cwd: str | None = Field(None, description="stdio: working directory, relative to the program file.")
+    url: str | None = Field(None, description="HTTP: the server's URL.")
+    transport: Literal["stdio", "sse", "streamable-http", "http"] | None = Field(
+        None, description="'streamable-http' (alias 'http', the default for url) or 'sse'."
+    )
+    headers: dict[str, str] = Field(default_factory=dict, description="HTTP: headers sent on every request.")
     timeout: float | None = Field(None, gt=0, description="Seconds one tool call may take.")
 
     @model_validator(mode="after")
     def _command_or_url(self) -> McpServerConfig:
         if bool(self.command) == bool(self.url):
             raise ValueError("give exactly one of 'command' (stdio) or 'url' (HTTP)")
+        if self.command and self.transport not in (None, "stdio"):
+            raise ValueError(f"transport '{self.transport}' needs a url, not a command")
+        if self.url and self.transport == "stdio":
+            raise ValueError("transport 'stdio' needs a command, not a url")
         return self
 
 
 class McpToolConfig(_Section):
     """One MCP tool chosen by name, optionally renamed or re-described for the model."""
 
-    name: str | None = None
-    alias: str | None = None
-    description: str | None = None
-    access: AccessLevel = "read"
+    name: str | None = Field(None, description="The tool's name on its server (in a list of tables).")
+    alias: str | None = Field(None, description="The name the model sees instead of server__tool.")
+    description: str | None = Field(None, description="Replaces the server's description.")
+    access: AccessLevel | None = Field(
+        None,
+        description=(
+            "read, write or admin; default from the tool's annotations "
+            "(readOnlyHint: read, destructiveHint: admin, else write)."
+        ),
+    )
 
 
 McpToolSelection = Literal["all"] | list[str | McpToolConfig] | dict[str, McpToolConfig]
@@ -195,11 +209,34 @@ class ToolsConfig(_Section):
     )
     mcp: dict[str, McpToolSelection] = Field(default_factory=dict, description="Per MCP server tool choice.")
     aliases: dict[str, str] = Field(default_factory=dict, description="Alias = real tool name.")
+    roots: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Folders the file tools may use, relative to the program file; default: the working directory."
+        ),
+    )
 
 
 class LinkedProgramConfig(_Section):
-    path: str
-    description: str | None = None
+    path: str = Field(description="The program file, relative to this program.")
+    description: str | None = Field(None, description="What it is good at; shown in the spawn tool.")
+
+
+class LimitsConfig(_Section):
+    """[limits]: what the kernel allows this process and the processes it starts."""
+
+    max_depth: int = Field(
+        3, ge=0, le=20, description="How deep spawn and fork may nest below this process (0: no children)."
+    )
+    max_children_per_turn: int = Field(
+        8, ge=1, le=100, description="Processes that spawn and fork may start in one model turn."
+    )
+    cost_budget_usd: float | None = Field(
+        None, gt=0, description="Most USD this process and its children may spend together."
+    )
+    max_access: AccessLevel = Field(
+        "admin", description="Highest tool access level allowed; children never get more than their parent."
+    )
 
 
 class EnvInfoConfig(BaseModel):
@@ -233,12 +270,14 @@ class EnvInfoConfig(BaseModel):
 class FileDescriptorConfig(_Section):
     """[file_descriptor]: large outputs stored as fd:N and read page by page."""
 
-    enabled: bool = False
-    max_direct_output_chars: int = Field(8000, ge=100)
-    default_page_size: int = Field(4000, ge=100)
-    max_input_chars: int = Field(8000, ge=100)
-    page_user_input: bool = False
-    enable_references: bool = False
+    enabled: bool = Field(False, description="Turn descriptors on (and the read_fd tool with them).")
+    max_direct_output_chars: int = Field(8000, ge=100, description="Larger tool results become a descriptor.")
+    default_page_size: int = Field(4000, ge=100, description="Characters per page of read_fd.")
+    max_input_chars: int = Field(8000, ge=100, description="Larger user inputs become a descriptor.")
+    page_user_input: bool = Field(False, description="Store long user inputs as descriptors too.")
+    enable_references: bool = Field(
+        False, description='Text the model wraps in <ref id="NAME">…</ref> becomes descriptor ref:NAME.'
+    )
 
 
 class DemoConfig(_Section):
@@ -284,6 +323,7 @@ class ProgramConfig(_Section):
     mcp: McpConfig = Field(default_factory=McpConfig)
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
     linked_programs: dict[str, str | LinkedProgramConfig] = Field(default_factory=dict)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
     env_info: EnvInfoConfig = Field(default_factory=EnvInfoConfig)
     file_descriptor: FileDescriptorConfig = Field(default_factory=FileDescriptorConfig)
     demo: DemoConfig = Field(default_factory=DemoConfig)

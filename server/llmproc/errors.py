@@ -5,6 +5,7 @@
     ├── ProviderError       the model provider failed (status, message, provider); history untouched
     │   └── MissingAPIKeyError   no credentials; names the environment variable to set
     ├── ToolError           raised by a tool to send a clean message back to the model
+    ├── McpServerError      an MCP server failed to start; names the server and its command
     └── ProcessError        the process can not do what was asked (closed, busy, limits)
 
 Tool failures go back to the model as error results; only control flow raises.
@@ -54,6 +55,10 @@ class MissingAPIKeyError(ProviderError):
 
 class ToolError(LLMProcError):
     """Raise inside a tool to return this message to the model as an error result."""
+
+
+class McpServerError(LLMProcError):
+    """An MCP server could not be started or listed; the run that needed it did not start."""
 
 
 class ProcessError(LLMProcError):

@@ -1,7 +1,9 @@
 """The kernel: process ids, the process table, and resources shared between processes.
 
 Provider SDK clients hold connection pools bound to one event loop, so the kernel
-shares one client per (event loop, configuration) among all processes that use it.
+shares one client per (event loop, configuration) among all processes that use it;
+MCP server connections are shared the same way (`McpHub`). Cost budgets span a
+process tree.
 """
 
 from __future__ import annotations
@@ -12,8 +14,35 @@ import weakref
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
+from .tools.mcp import McpHub
+
 if TYPE_CHECKING:
     from .process import LLMProcess
+
+
+class CostBudget:
+    """USD a process tree may spend; a child's budget also charges its parent's."""
+
+    def __init__(self, limit: float, parent: CostBudget | None = None) -> None:
+        self.limit = limit
+        self.spent = 0.0
+        self.parent = parent
+
+    def charge(self, cost: float | None) -> None:
+        budget: CostBudget | None = self
+        while budget is not None:
+            budget.spent += cost or 0.0
+            budget = budget.parent
+
+    @property
+    def exhausted(self) -> bool:
+        return self.spent >= self.limit or (self.parent is not None and self.parent.exhausted)
+
+    def describe(self) -> str:
+        budget: CostBudget = self
+        while budget.spent < budget.limit and budget.parent is not None:
+            budget = budget.parent
+        return f"the cost budget of ${budget.limit:g} for this process tree is spent (${budget.spent:.4f})"
 
 
 class Kernel:
@@ -22,6 +51,7 @@ class Kernel:
             weakref.WeakKeyDictionary()
         )
         self.processes: weakref.WeakValueDictionary[str, LLMProcess] = weakref.WeakValueDictionary()
+        self.mcp = McpHub()
 
     @staticmethod
     def new_process_id() -> str:

@@ -73,7 +73,8 @@ Block = TextBlock | ImageBlock | ThinkingBlock | ToolCallBlock | ToolResultBlock
 _ids = itertools.count(1)
 
 
-def _next_id() -> str:
+def new_message_id() -> str:
+    """A fresh id, unique in this interpreter: msg-1, msg-2, … (short, because models see them)."""
     return f"msg-{next(_ids)}"
 
 
@@ -83,7 +84,7 @@ class Message:
 
     role: Role
     content: tuple[Block, ...]
-    id: str = field(default_factory=_next_id)
+    id: str = field(default_factory=new_message_id)
     provider_data: Any = None
 
     @classmethod

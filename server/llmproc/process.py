@@ -12,23 +12,56 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import _sync
-from .errors import ProcessError
+from .config import LimitsConfig
+from .errors import McpServerError, ProcessError
 from .events import EventCallback, TextDelta, ToolCallFinished, ToolCallStarted, TurnFinished, emit
-from .kernel import Kernel, default_kernel
-from .messages import Message, ToolCallBlock, ToolResultBlock
+from .kernel import CostBudget, Kernel, default_kernel
+from .messages import Message, TextBlock, ToolCallBlock, ToolResultBlock, new_message_id
 from .program import LLMProgram
 from .providers import create_provider
 from .providers.base import Provider, ProviderRequest
 from .providers.pricing import cost_usd, price_from_config
 from .result import RunResult, ToolCallRecord, Usage
+from .tools.base import ToolSpec, lowest
+from .tools.calculator import calculator
+from .tools.fd import REFERENCE_INSTRUCTIONS, FileDescriptors, fd_tools
+from .tools.files import FileRoots, file_tools
 from .tools.functions import FunctionToolset
+from .tools.mcp import McpToolset
 from .tools.router import ToolRouter
+from .tools.syscalls import SYSCALLS, SyscallToolset
 
 log = logging.getLogger("llmproc")
+
+_FILE_TOOLS = {"read_file", "list_dir", "fd_to_file"}
+
+
+@dataclass(eq=False)
+class RunState:
+    """One run in progress: the history it started from and what it added since.
+
+    System calls read and change it (fork copies `base + pending`, goto moves the point
+    the run continues from); the process commits it only when the run completes.
+    """
+
+    process: LLMProcess
+    base: list[Message]
+    pending: list[Message]
+    children_this_turn: int = 0
+    goto: tuple[int, str] | None = None
+    child_usage: Usage = field(default_factory=Usage)
+    child_cost: float | None = 0.0
+
+    def add_child(self, result: RunResult) -> None:
+        """Count a finished child's usage and cost as part of this run."""
+        self.child_usage += result.usage
+        self.child_cost = _add_cost(self.child_cost, result.cost_usd)
+        self.process._account_child(result)
 
 
 class LLMProcess:
@@ -41,9 +74,13 @@ class LLMProcess:
         kernel: Kernel | None = None,
         history: Sequence[Message] = (),
         parent: LLMProcess | None = None,
+        nested: bool = True,
+        inherit_descriptors: bool = False,
     ) -> None:
+        """`parent` makes this a child (spawn, fork tool: `nested`) or a copy (`fork()`: not nested)
+        of another process; either way it never gets more than the parent allows."""
         self.program = program
-        self.kernel = kernel or default_kernel
+        self.kernel: Kernel = kernel or (parent.kernel if parent else default_kernel)
         self.id = self.kernel.new_process_id()
         self.parent_id = parent.id if parent else None
         self._history: list[Message] = list(history)
@@ -53,17 +90,27 @@ class LLMProcess:
             weakref.WeakKeyDictionary()
         )
         self._closed = False
+        self._running = 0
         self.usage = Usage()
         self.cost_usd: float | None = 0.0
         self._price = price_from_config(program.config.model.pricing)
-        self.tools = ToolRouter(
-            [FunctionToolset(program.function_tools)], timeout=program.config.model.tool_timeout
+        config = program.config
+        self.depth, self.limits, self.budget = _limits(config.limits, parent, nested)
+        self._builtin: set[str] = set(config.tools.builtin)
+        self._show_ids = "goto" in self._builtin
+        fds_on = config.file_descriptor.enabled or bool(self._builtin & {"read_fd", "fd_to_file"})
+        if parent is not None and parent.fds is not None and inherit_descriptors:
+            self.fds: FileDescriptors | None = parent.fds.copy()
+        else:
+            self.fds = FileDescriptors(config.file_descriptor) if fds_on else None
+        roots = [program.resolve(r) for r in config.tools.roots] or [Path.cwd()]
+        self._roots = FileRoots(roots) if self._builtin & _FILE_TOOLS else None
+        references = self.fds is not None and config.file_descriptor.enable_references
+        self._system_prompt = "\n\n".join(
+            p for p in (program.system_prompt, REFERENCE_INSTRUCTIONS if references else "") if p
         )
-        if program.config.tools.builtin:  # system calls and builtin tools land with the kernel work
-            log.warning(
-                "builtin tools are not available in this version, left out: %s",
-                ", ".join(program.config.tools.builtin),
-            )
+        self._router: ToolRouter | None = None
+        self._mcp: list[McpToolset] | None = None
         self.kernel.register(self)
 
     @classmethod
@@ -91,13 +138,44 @@ class LLMProcess:
 
     def reset_state(self) -> None:
         """Forget the conversation; usage and cost totals are kept."""
+        self._check_idle("reset_state")
         self._history = []
 
     def fork(self) -> LLMProcess:
-        """An independent copy sharing the (immutable) history; O(history) references only."""
-        child = LLMProcess(self.program, kernel=self.kernel, history=self._history, parent=self)
-        child._callbacks = list(self._callbacks)
-        return child
+        """An independent copy sharing the (immutable) history; O(history) references only.
+
+        The copy has the same limits and descriptors; it is not nested deeper than this process.
+        """
+        copy = LLMProcess(
+            self.program, history=self._history, parent=self, nested=False, inherit_descriptors=True
+        )
+        copy._callbacks = list(self._callbacks)
+        return copy
+
+    def goto(self, message_id: str) -> tuple[Message, ...]:
+        """Go back to just before the user message `message_id`; returns the messages removed.
+
+        What the `goto` tool does for the model; `run()` the message that takes its place.
+        """
+        self._check_idle("goto")
+        index = next((i for i, m in enumerate(self._history) if m.id == message_id), None)
+        if index is None:
+            raise ProcessError(f"no message '{message_id}' in the history of process {self.id}")
+        if self._history[index].role != "user" or not self._history[index].text:
+            raise ProcessError(
+                f"'{message_id}' is not a user message; goto goes back to before a user message"
+            )
+        removed = tuple(self._history[index:])
+        self._history = self._history[:index]
+        return removed
+
+    def _check_idle(self, what: str) -> None:
+        if self._running:
+            raise ProcessError(f"{what}() while process {self.id} is running; wait for the run to finish")
+
+    async def tool_specs(self) -> list[ToolSpec]:
+        """The tools the model sees (this starts the program's MCP servers)."""
+        return (await self._tools()).specs
 
     def add_callback(self, callback: EventCallback) -> None:
         """Receive the events of every run (text deltas, tool calls, finished turns)."""
@@ -105,6 +183,34 @@ class LLMProcess:
 
     def remove_callback(self, callback: EventCallback) -> None:
         self._callbacks.remove(callback)
+
+    # -- children ------------------------------------------------------------------------------
+
+    def start_child(
+        self, program: LLMProgram, *, history: Sequence[Message] = (), fork: bool = False
+    ) -> LLMProcess:
+        """A child process (spawn: a fresh `program`; fork: this program with `history`)."""
+        return LLMProcess(program, history=history, parent=self, inherit_descriptors=fork)
+
+    def receive_descriptors(self, parent: LLMProcess, fds: Sequence[str], prompt: str) -> Message:
+        """The first message of a spawned child, handing it the parent's descriptors `fds`."""
+        if not fds:
+            return self._user_message(prompt)
+        if parent.fds is None:
+            raise ProcessError("this process has no file descriptors to hand on")
+        notes = []
+        for fd in fds:
+            text = parent.fds.text(fd)
+            if self.fds is not None:
+                self.fds.adopt(fd, parent.fds)
+                notes.append(f"{fd} ({len(text):,} characters; read it with read_fd)")
+            else:
+                notes.append(f'<fd name="{fd}">\n{text}\n</fd>')
+        return self._user_message(prompt + "\n\nDescriptors handed to you:\n" + "\n".join(notes))
+
+    async def run_message(self, message: Message) -> RunResult:
+        """Run a prepared first message (how spawn and fork start their children)."""
+        return await self._locked_run(message, ())
 
     # -- running -------------------------------------------------------------------------------
 
@@ -122,30 +228,107 @@ class LLMProcess:
 
     async def arun(self, message: str, *, on_event: EventCallback | None = None) -> RunResult:
         """Run one user message to the model's final answer."""
-        if self._closed:
-            raise ProcessError(f"process {self.id} is closed")
         if not isinstance(message, str):
             raise TypeError(f"run() takes the user message as a str, not {type(message).__name__}")
         callbacks = [*self._callbacks, on_event] if on_event else self._callbacks
+        return await self._locked_run(message, callbacks)
+
+    async def _locked_run(self, message: str | Message, callbacks: Sequence[EventCallback]) -> RunResult:
+        if self._closed:
+            raise ProcessError(f"process {self.id} is closed")
         loop = asyncio.get_running_loop()
         lock = self._locks.get(loop) or self._locks.setdefault(loop, asyncio.Lock())
         async with lock:
-            return await self._run(Message.user(message), callbacks)
+            self._running += 1
+            try:
+                first = message if isinstance(message, Message) else self._user_input(message)
+                return await self._run(first, callbacks)
+            finally:
+                self._running -= 1
+
+    def _user_message(self, text: str) -> Message:
+        """A user message; with goto enabled its id is shown to the model as a [msg-N] prefix."""
+        if not self._show_ids:
+            return Message.user(text)
+        message_id = new_message_id()
+        return Message("user", (TextBlock(f"[{message_id}] {text}"),), id=message_id)
+
+    def _user_input(self, text: str) -> Message:
+        config = self.program.config.file_descriptor
+        if self.fds is not None and config.page_user_input:
+            paged = self.fds.page_if_long(text, source="The user's message", limit=config.max_input_chars)
+            if paged is not None:
+                return self._user_message(paged)
+        return self._user_message(text)
 
     def _provider_instance(self) -> Provider:
         if self._provider is None:
             self._provider = create_provider(self.program, self.kernel)
         return self._provider
 
+    async def _tools(self) -> ToolRouter:
+        """The tool router, built on first use: MCP servers start here, not at load time."""
+        if self._router is not None:
+            return self._router
+        toolsets: list[Any] = [FunctionToolset(self.program.function_tools)]
+        functions: list[Callable[..., Any]] = []
+        if self._roots is not None:
+            functions += file_tools(self._roots, self._builtin)
+        if "calculator" in self._builtin:
+            functions.append(calculator)
+        if self.fds is not None:
+            functions += fd_tools(lambda: self._fd_table(), self._roots, self._builtin)
+        if functions:
+            toolsets.append(FunctionToolset(functions))
+        if self._builtin & set(SYSCALLS):
+            toolsets.append(SyscallToolset(self, self._builtin))
+        toolsets += await self._mcp_toolsets()
+        config = self.program.config
+        self._router = ToolRouter(
+            toolsets,
+            timeout=config.model.tool_timeout,
+            aliases=config.tools.aliases,
+            max_access=self.limits.max_access,
+        )
+        return self._router
+
+    def _fd_table(self) -> FileDescriptors:
+        assert self.fds is not None
+        return self.fds
+
+    async def _mcp_toolsets(self) -> list[McpToolset]:
+        program = self.program
+        if not program.mcp_servers:
+            return []
+        if self._mcp is None:
+            self._mcp = [
+                McpToolset(
+                    self.kernel.mcp.acquire(spec), program.mcp_tools[name], program.config.model.tool_timeout
+                )
+                for name, spec in program.mcp_servers.items()
+            ]
+        outcomes = await asyncio.gather(*(t.load() for t in self._mcp), return_exceptions=True)
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        for failure in failures:
+            if not isinstance(failure, McpServerError):
+                raise failure
+        if failures:
+            raise McpServerError("\n".join(str(f) for f in failures))
+        return self._mcp
+
     async def _run(self, user_message: Message, callbacks: Sequence[EventCallback]) -> RunResult:
         """The loop. 1) ask the provider with history + pending; 2) keep its reply;
         3) without tool calls, stop; 4) run the calls concurrently and keep their results;
         5) repeat up to max_iterations; 6) commit pending to the history."""
         provider = self._provider_instance()
-        pending = [user_message]
+        tools = await self._tools()
+        if self.budget is not None and self.budget.exhausted:
+            raise ProcessError(self.budget.describe())
+        run = RunState(self, self._history, [user_message])
         usage, records = Usage(), []
         on_text = _text_forwarder(callbacks) if callbacks else None
         stop_reason, iteration = "end_turn", 0
+        references = self.fds is not None and self.program.config.file_descriptor.enable_references
 
         async def started(call: ToolCallBlock) -> None:
             await emit(callbacks, ToolCallStarted(call))
@@ -155,34 +338,73 @@ class LLMProcess:
             await emit(callbacks, ToolCallFinished(call, result, seconds))
 
         for iteration in range(1, self.program.config.model.max_iterations + 1):
-            request = ProviderRequest(
-                self.program.system_prompt, self._history + pending, self.tools.specs, on_text
-            )
+            if iteration > 1 and self.budget is not None and self.budget.exhausted:
+                stop_reason = "cost_budget"
+                break
+            request = ProviderRequest(self._system_prompt, run.base + run.pending, tools.specs, on_text)
             response = await provider.complete(request)
             self._account(response.usage)
             usage += response.usage
-            pending.append(response.message)
+            run.pending.append(response.message)
+            if references:
+                assert self.fds is not None
+                self.fds.capture_references(response.message.text)
             calls = response.message.tool_calls
             stop_reason = response.stop_reason
             if calls:
-                results = await self.tools.run_all(calls, started, finished)
-                pending.append(Message("user", tuple(results)))
+                run.children_this_turn = 0
+                results = self._page_long_results(await tools.run_all(calls, started, finished, run))
+                run.pending.append(Message("user", tuple(results)))
+                if run.goto is not None:
+                    self._apply_goto(run)
             await emit(callbacks, TurnFinished(iteration, response.usage, stop_reason))
             if not calls:
                 break
         else:
             stop_reason = "max_iterations"
-        self._history.extend(pending)
-        final = next((m for m in reversed(pending) if m.role == "assistant"), None)
+        if run.base is self._history:
+            self._history.extend(run.pending)
+        else:
+            self._history = [*run.base, *run.pending]
+        final = next((m for m in reversed(run.pending) if m.role == "assistant"), None)
         return RunResult(
             text=final.text if final else "",
             process_id=self.id,
             stop_reason=stop_reason,
-            usage=usage,
-            cost_usd=self._cost(usage),
+            usage=usage + run.child_usage,
+            cost_usd=_add_cost(self._cost(usage), run.child_cost),
             tool_calls=records,
             iterations=iteration,
         )
+
+    def _apply_goto(self, run: RunState) -> None:
+        assert run.goto is not None
+        index, text = run.goto
+        messages = [*run.base, *run.pending]
+        run.base, run.goto = messages[:index], None
+        run.pending = [self._user_message(text)]
+
+    def _page_long_results(self, results: list[ToolResultBlock]) -> list[ToolResultBlock]:
+        """Tool results over the size limit become file descriptors (when the program has them)."""
+        if self.fds is None:
+            return results
+        limit = self.program.config.file_descriptor.max_direct_output_chars
+        paged = []
+        for result in results:
+            text = result.text
+            replacement = None
+            if result.name != "read_fd" and not result.is_error:
+                replacement = self.fds.page_if_long(text, source=f"The result of {result.name}", limit=limit)
+            if replacement is None:
+                paged.append(result)
+            else:
+                images = tuple(b for b in result.content if not isinstance(b, TextBlock))
+                paged.append(
+                    ToolResultBlock(
+                        result.tool_call_id, (TextBlock(replacement), *images), False, result.name
+                    )
+                )
+        return paged
 
     def _cost(self, usage: Usage) -> float | None:
         model = self.program.config.model
@@ -192,13 +414,25 @@ class LLMProcess:
         """Totals count every completed request, even in runs that later failed: those are billed too."""
         self.usage += usage
         cost = self._cost(usage)
-        self.cost_usd = None if cost is None or self.cost_usd is None else self.cost_usd + cost
+        self.cost_usd = _add_cost(self.cost_usd, cost)
+        if self.budget is not None:
+            self.budget.charge(cost)
+
+    def _account_child(self, result: RunResult) -> None:
+        """A child's spending counts in this process's totals (its budget was charged already)."""
+        self.usage += result.usage
+        self.cost_usd = _add_cost(self.cost_usd, result.cost_usd)
 
     # -- lifetime ------------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Release the process's resources; further runs raise ProcessError."""
+        """Release the process's resources (its share of MCP servers); further runs raise ProcessError."""
+        if self._closed:
+            return
         self._closed = True
+        toolsets, self._mcp = self._mcp or [], None
+        for toolset in toolsets:
+            await self.kernel.mcp.release(toolset.connection)
 
     async def __aenter__(self) -> LLMProcess:
         return self
@@ -208,6 +442,33 @@ class LLMProcess:
 
     def __repr__(self) -> str:
         return f"LLMProcess(id={self.id!r}, program={self.program.source!r}, messages={len(self._history)})"
+
+
+def _add_cost(a: float | None, b: float | None) -> float | None:
+    """Costs add up; one unknown cost makes the sum unknown (never a false zero)."""
+    return None if a is None or b is None else a + b
+
+
+def _limits(
+    config: LimitsConfig, parent: LLMProcess | None, nested: bool
+) -> tuple[int, LimitsConfig, CostBudget | None]:
+    """Depth, effective limits and budget: a process never gets more than its parent allows."""
+    if parent is None:
+        budget = CostBudget(config.cost_budget_usd) if config.cost_budget_usd else None
+        return 0, config, budget
+    depth = parent.depth + 1 if nested else parent.depth
+    if not nested:
+        return depth, parent.limits, parent.budget
+    own_depth_limit = depth + config.max_depth
+    limits = config.model_copy(
+        update={
+            "max_depth": min(parent.limits.max_depth, own_depth_limit),
+            "max_children_per_turn": min(parent.limits.max_children_per_turn, config.max_children_per_turn),
+            "max_access": lowest(parent.limits.max_access, config.max_access),
+        }
+    )
+    budget = CostBudget(config.cost_budget_usd, parent.budget) if config.cost_budget_usd else parent.budget
+    return depth, limits, budget
 
 
 def _text_forwarder(callbacks: Sequence[EventCallback]) -> Callable[[str], Awaitable[None]]:

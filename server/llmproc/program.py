@@ -20,6 +20,7 @@ from .config import LinkedProgramConfig, ProgramConfig
 from .errors import ProgramError
 from .program_errors import find_line, format_validation_error, suggest
 from .providers import supported_parameters
+from .tools.mcp_config import McpConfigError, McpServerSpec, ToolChoice, resolve_mcp
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -82,6 +83,8 @@ class LLMProgram:
     """
 
     config: ProgramConfig
+    mcp_servers: dict[str, McpServerSpec]
+    mcp_tools: dict[str, ToolChoice]
     function_tools: list[Callable[..., Any]]
     scripted_function: Callable[[Sequence[Any]], Any] | None
 
@@ -169,15 +172,20 @@ class LLMProgram:
             problems = format_validation_error(err, self.source, text)
             raise ProgramError("\n".join(problems), problems=problems) from None
         self._text = text
-        self._check_provider_fit()
+        self._check_consistency()
         self.system_prompt = self._build_system_prompt()
         self.linked_program_paths = self._resolve_linked_programs()
+        self._linked: dict[str, LLMProgram] = {}
+        try:
+            self.mcp_servers, self.mcp_tools = resolve_mcp(self.config, self.base_dir, suggest)
+        except McpConfigError as err:
+            raise self._error(err.loc, str(err)) from None
 
     def _error(self, loc: tuple[str, ...], message: str) -> ProgramError:
         line = find_line(self._text, loc) if self._text else None
         return ProgramError(f"{self.source}:{line}: {message}" if line else f"{self.source}: {message}")
 
-    def _check_provider_fit(self) -> None:
+    def _check_consistency(self) -> None:
         provider = self.config.model.provider
         allowed, where = supported_parameters(self.config.model)
         for name in self.config.parameters.given():
@@ -191,6 +199,12 @@ class LLMProgram:
         if self.config.model.api != "auto" and provider != "openai":
             raise self._error(
                 ("model", "api"), "[model] api chooses an OpenAI route; only provider = 'openai' takes it"
+            )
+        builtin = self.config.tools.builtin
+        if "spawn" in builtin and not self.config.linked_programs:
+            raise self._error(
+                ("tools", "builtin"),
+                "[tools] builtin includes 'spawn' but [linked_programs] is empty; link a program to spawn",
             )
         if self.config.scripted is not None and provider != "scripted":
             raise self._error(("scripted",), "[scripted] is only used with provider = 'scripted'")
@@ -250,6 +264,14 @@ class LLMProgram:
                 )
             linked[name] = (path, spec.description)
         return linked
+
+    def linked_program(self, name: str) -> LLMProgram:
+        """A linked program, loaded on first use and kept (ProgramError if it is invalid)."""
+        program = self._linked.get(name)
+        if program is None:
+            path, _ = self.linked_program_paths[name]
+            program = self._linked[name] = LLMProgram.from_toml(path)
+        return program
 
     # -- use -----------------------------------------------------------------------------------
 

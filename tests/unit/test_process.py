@@ -279,7 +279,7 @@ async def test_fork_copies_state_and_diverges_independently():
     assert len(process.messages) == 2 and len(child.messages) == 4
 
 
-def test_function_tool_schema_comes_from_hints_and_docstring():
+async def test_function_tool_schema_comes_from_hints_and_docstring():
     @tool(name="lookup_city", access="read")
     def lookup(city: str, limit: int = 3, exact: bool = False) -> list[str]:
         """Find places by name.
@@ -292,7 +292,7 @@ def test_function_tool_schema_comes_from_hints_and_docstring():
 
     program = scripted("x", tools=[lookup])
     process = LLMProcess(program)
-    (spec,) = process.tools.specs
+    (spec,) = await process.tool_specs()
     assert spec.name == "lookup_city"
     assert spec.description == "Find places by name."
     assert spec.parameters == {
@@ -333,7 +333,7 @@ async def test_run_rejects_a_non_string_message():
 def test_public_api_is_exactly_what_init_exports():
     assert sorted(llmproc.__all__) == sorted(
         [
-            "LLMProcError", "LLMProcess", "LLMProgram", "Message", "MissingAPIKeyError", "ProcessError",
+            "LLMProcError", "LLMProcess", "LLMProgram", "McpServerError", "Message", "MissingAPIKeyError", "ProcessError",
             "ProgramError", "ProviderError", "RunEvent", "RunResult", "TextDelta", "ToolCallFinished",
             "ToolCallRecord", "ToolCallStarted", "ToolError", "TurnFinished", "Usage", "__version__", "tool",
         ]

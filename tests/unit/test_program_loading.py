@@ -33,6 +33,11 @@ def test_minimal_program_loads_with_defaults(write_program):
 
 def test_established_spellings_load_unchanged(write_program, tmp_path):
     (tmp_path / "expert.toml").write_text(MINIMAL)
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "mcp_servers.json").write_text(
+        '{"mcpServers": {"sequential-thinking": {"command": "npx", '
+        '"args": ["-y", "@modelcontextprotocol/server-sequential-thinking"]}}}'
+    )
     program = LLMProgram.from_toml(
         write_program(
             """
@@ -58,6 +63,7 @@ def test_established_spellings_load_unchanged(write_program, tmp_path):
             [tools.aliases]
             calc = "calculator"
             [mcp]
+            config_path = "config/mcp_servers.json"
             [mcp.tools]
             sequential-thinking = "all"
             [linked_programs]
@@ -77,6 +83,7 @@ def test_established_spellings_load_unchanged(write_program, tmp_path):
     assert program.config.prompt.user == "Hi"
     assert program.config.tools.builtin == ["spawn", "calculator"]
     assert program.config.mcp.tools == {"sequential-thinking": "all"}
+    assert program.mcp_servers["sequential-thinking"].command == "npx"
     assert program.linked_program_paths["expert"][0] == tmp_path / "expert.toml"
     assert "<env>\nplatform: " in program.system_prompt
     assert "project_name: demo" in program.system_prompt
