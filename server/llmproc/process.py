@@ -353,7 +353,7 @@ class LLMProcess:
             stop_reason = response.stop_reason
             if calls:
                 run.children_this_turn = 0
-                results = self._page_long_results(await tools.run_all(calls, started, finished, run))
+                results = await tools.run_all(calls, started, finished, run, self._page_long_result)
                 run.pending.append(Message("user", tuple(results)))
                 if run.goto is not None:
                     self._apply_goto(run)
@@ -384,27 +384,16 @@ class LLMProcess:
         run.base, run.goto = messages[:index], None
         run.pending = [self._user_message(text)]
 
-    def _page_long_results(self, results: list[ToolResultBlock]) -> list[ToolResultBlock]:
-        """Tool results over the size limit become file descriptors (when the program has them)."""
-        if self.fds is None:
-            return results
+    def _page_long_result(self, result: ToolResultBlock) -> ToolResultBlock:
+        """A tool result over the size limit becomes a file descriptor (when the program has them)."""
+        if self.fds is None or result.is_error or result.name == "read_fd":
+            return result
         limit = self.program.config.file_descriptor.max_direct_output_chars
-        paged = []
-        for result in results:
-            text = result.text
-            replacement = None
-            if result.name != "read_fd" and not result.is_error:
-                replacement = self.fds.page_if_long(text, source=f"The result of {result.name}", limit=limit)
-            if replacement is None:
-                paged.append(result)
-            else:
-                images = tuple(b for b in result.content if not isinstance(b, TextBlock))
-                paged.append(
-                    ToolResultBlock(
-                        result.tool_call_id, (TextBlock(replacement), *images), False, result.name
-                    )
-                )
-        return paged
+        replacement = self.fds.page_if_long(result.text, source=f"The result of {result.name}", limit=limit)
+        if replacement is None:
+            return result
+        images = tuple(b for b in result.content if not isinstance(b, TextBlock))
+        return ToolResultBlock(result.tool_call_id, (TextBlock(replacement), *images), False, result.name)
 
     def _cost(self, usage: Usage) -> float | None:
         model = self.program.config.model

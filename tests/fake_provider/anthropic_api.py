@@ -172,7 +172,7 @@ def handle(
     problem = validate(fake, body, path)
     if problem:
         return _error(400, "invalid_request_error", problem)
-    item = fake.next_item(view(body))
+    item = fake.next_item(view(body), body)
     stream = bool(body.get("stream")) or path.endswith(":streamRawPredict")
     model = body.get("model") or path.rsplit("/models/", 1)[-1].split(":")[0]
     if isinstance(item, Fault):

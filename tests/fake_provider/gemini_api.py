@@ -105,7 +105,7 @@ def handle(
     problem = validate(fake, body)
     if problem:
         return _error(400, "INVALID_ARGUMENT", problem)
-    item = fake.next_item(view(body))
+    item = fake.next_item(view(body), body)
     model = path.split("/models/", 1)[-1].split(":")[0]
     if isinstance(item, Fault):
         return _fault(fake, item, model)

@@ -113,7 +113,7 @@ def handle(
     problem = validate(body)
     if problem:
         return _error(400, "invalid_request_error", problem)
-    item = fake.next_item(view(body))
+    item = fake.next_item(view(body), body)
     if isinstance(item, Fault):
         return _fault(fake, item, body)
     completion = build_completion(fake, item, body["model"])

@@ -160,7 +160,7 @@ def handle(
     problem = validate(fake, body)
     if problem:
         return _error(problem[0], "invalid_request_error", problem[1])
-    item = fake.next_item(view(body))
+    item = fake.next_item(view(body), body)
     if isinstance(item, Fault):
         return _fault(fake, item, body)
     response = build_response(fake, item, body)

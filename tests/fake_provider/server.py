@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -86,6 +87,11 @@ class FakeProviderServer:
         self.signatures: dict[str, str] = {}  # issued thinking signature -> thinking text
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.responder: Callable[[ConversationView, Any], Turn | Fault | None] | None = None
+        """Answers requests the script queue does not: (view, request body) -> reply or None."""
+        self.in_flight = 0
+        self.max_in_flight = 0
+        """Most requests handled at the same time: how tests see that calls ran concurrently."""
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -131,10 +137,14 @@ class FakeProviderServer:
     def next_id(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids):06d}"
 
-    def next_item(self, view: ConversationView) -> Turn | Fault:
+    def next_item(self, view: ConversationView, body: Any = None) -> Turn | Fault:
         with self._lock:
             if self._script:
                 return self._script.popleft()
+        if self.responder is not None:
+            answer = self.responder(view, body)
+            if answer is not None:
+                return answer
         if view.last_is_tool_result or view.first_tool is None:
             text = f"done: {view.last_tool_result_text}" if view.last_is_tool_result else view.last_user_text
             return Turn(text=text or "ok")
@@ -162,6 +172,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._write_json(JsonResponse(400, {"error": {"message": "request body is not JSON"}}))
             return
         self.fake.requests.append(RecordedRequest("POST", self.path, headers, body))
+        with self.fake._lock:
+            self.fake.in_flight += 1
+            self.fake.max_in_flight = max(self.fake.max_in_flight, self.fake.in_flight)
+        try:
+            self._answer(body, headers)
+        finally:
+            with self.fake._lock:
+                self.fake.in_flight -= 1
+
+    def _answer(self, body: Any, headers: dict[str, str]) -> None:
         if self.fake.latency:
             time.sleep(self.fake.latency)
         api = next((a for a in _APIS if a.matches(self.path)), None)

@@ -1,8 +1,8 @@
 """A small MCP server for the tests: arithmetic, images, resources, and ways to fail.
 
-    python toolbox.py                       # stdio
-    python toolbox.py streamable-http PORT  # or: sse PORT
-    python toolbox.py --exit-at-start       # prints to stderr and exits 3 (a server that fails to start)
+python toolbox.py                       # stdio
+python toolbox.py streamable-http PORT  # or: sse PORT
+python toolbox.py --exit-at-start       # prints to stderr and exits 3 (a server that fails to start)
 """
 
 from __future__ import annotations

@@ -333,9 +333,10 @@ async def test_run_rejects_a_non_string_message():
 def test_public_api_is_exactly_what_init_exports():
     assert sorted(llmproc.__all__) == sorted(
         [
-            "LLMProcError", "LLMProcess", "LLMProgram", "McpServerError", "Message", "MissingAPIKeyError", "ProcessError",
-            "ProgramError", "ProviderError", "RunEvent", "RunResult", "TextDelta", "ToolCallFinished",
-            "ToolCallRecord", "ToolCallStarted", "ToolError", "TurnFinished", "Usage", "__version__", "tool",
+            "LLMProcError", "LLMProcess", "LLMProgram", "McpServerError", "Message", "MissingAPIKeyError",
+            "ProcessError", "ProgramError", "ProviderError", "RunEvent", "RunResult", "TextDelta",
+            "ToolCallFinished", "ToolCallRecord", "ToolCallStarted", "ToolError", "TurnFinished", "Usage",
+            "__version__", "tool",
         ]
     )  # fmt: skip
     for name in llmproc.__all__:

@@ -82,7 +82,7 @@ def _evaluate(node: ast.AST) -> Any:
         if function is math.factorial and args and args[0] > _MAX_FACTORIAL:
             raise ToolError(f"factorial argument is too large (limit {_MAX_FACTORIAL})")
         return function(*args)
-    raise ToolError(f"not allowed in an expression: {ast.unparse(node) if hasattr(ast, 'unparse') else node}")
+    raise ToolError(f"not allowed in an expression: {ast.unparse(node)}")
 
 
 def evaluate(expression: str) -> int | float | bool:

@@ -100,7 +100,8 @@ class FileDescriptors:
         entry = self._files[fd]
         first = self.read(fd, mode="page", start=1)
         return (
-            f"{source} is {len(text):,} characters ({entry.lines:,} lines), too long to show at once; "
+            f"{source} is {len(text):,} characters ({entry.lines:,} line{'s' if entry.lines != 1 else ''}), "
+            "too long to show at once; "
             f"it is stored as {fd} ({len(entry.page_starts)} pages). Read on with read_fd. "
             f"First page:\n{first}"
         )
@@ -146,8 +147,11 @@ class FileDescriptors:
             end = min(size, begin + (count or self.config.default_page_size))
             where = f"characters {begin}-{end - 1} of {size}"
             more = f'read_fd(fd="{fd}", mode="chars", start={end})' if end < size else None
-        footer = f"\n[{fd}: more with {more}]" if more else f"\n[{fd}: end]"
-        return f"[{fd} ({entry.source}): {where}]\n{text[begin:end]}{footer}"
+        chunk = text[begin:end]
+        footer = f"[{fd}: more with {more}]" if more else f"[{fd}: end]"
+        return (
+            f"[{fd} ({entry.source}): {where}]\n{chunk}{'' if chunk.endswith(chr(10)) else chr(10)}{footer}"
+        )
 
     def capture_references(self, text: str) -> list[str]:
         """Store every `<ref id="NAME">…</ref>` in `text` as ref:NAME; returns the names."""

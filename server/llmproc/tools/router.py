@@ -94,8 +94,13 @@ class ToolRouter:
         on_started: OnStarted,
         on_finished: OnFinished,
         run: RunState | None = None,
+        shape: Callable[[ToolResultBlock], ToolResultBlock] | None = None,
     ) -> list[ToolResultBlock]:
-        """Run `calls` concurrently; results come back in the order of the calls."""
+        """Run `calls` concurrently; results come back in the order of the calls.
+
+        `shape` turns each result into what the model will see (for example a file
+        descriptor in place of a long text) before `on_finished` reports it.
+        """
         results: list[Any] = [None] * len(calls)
 
         async def run_one(index: int, call: ToolCallBlock) -> None:
@@ -107,6 +112,8 @@ class ToolRouter:
             finally:
                 current_call.reset(token)
             result = ToolResultBlock(call.id, outcome.content, outcome.is_error, call.name)
+            if shape is not None:
+                result = shape(result)
             results[index] = result
             await on_finished(call, result, time.perf_counter() - started)
 
