@@ -353,7 +353,10 @@ class LLMProcess:
             stop_reason = response.stop_reason
             if calls:
                 run.children_this_turn = 0
+                first_record = len(records)
                 results = await tools.run_all(calls, started, finished, run, self._page_long_result)
+                order = {call.id: index for index, call in enumerate(calls)}  # records in call order
+                records[first_record:] = sorted(records[first_record:], key=lambda r: order.get(r.id, 0))
                 run.pending.append(Message("user", tuple(results)))
                 if run.goto is not None:
                     self._apply_goto(run)

@@ -32,6 +32,7 @@ from .mcp_config import McpServerSpec, ToolChoice, access_from_annotations
 
 if TYPE_CHECKING:
     import mcp_types
+
     from mcp import Client
 
 log = logging.getLogger("llmproc.mcp")
@@ -212,10 +213,6 @@ class McpConnection:
             self._tools = tools
         return self._tools
 
-    async def call_tool(self, name: str, arguments: dict[str, Any]) -> mcp_types.CallToolResult:
-        client = await self.client()
-        return await client.call_tool(name, arguments)
-
     async def _drop(self) -> None:
         """Stop the running server, if any (the next use starts it again)."""
         runner, self._runner = self._runner, None
@@ -333,7 +330,8 @@ class McpToolset:
                     parameters=schema,
                     access=(override.access if override else None)
                     or access_from_annotations(tool.annotations),
-                    timeout=self.timeout,
+                    # the router's deadline comes after ours, so a hung server is ours to restart
+                    timeout=self.timeout + START_TIMEOUT + _STOP_TIMEOUT,
                 )
             )
         return self
@@ -342,14 +340,16 @@ class McpToolset:
         return self._specs
 
     async def call(self, name: str, arguments: dict[str, Any]) -> ToolOutcome:
-        from mcp import MCPError
         from mcp_types import CONNECTION_CLOSED
+
+        from mcp import MCPError
 
         real = self._real_names[name]
         where = f"MCP server '{self.server}'"
         try:
+            client = await self.connection.client()  # a (re)start has its own time limit
             with anyio.fail_after(self.timeout):
-                result = await self.connection.call_tool(real, arguments)
+                result = await client.call_tool(real, arguments)
         except TimeoutError:
             await self.connection.restart_later()
             return ToolOutcome.text(

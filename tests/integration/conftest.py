@@ -1,0 +1,46 @@
+"""Third-party MCP servers: `mcp-server-time` from PyPI (a test extra) and the reference
+`@modelcontextprotocol/server-everything` from npm, installed here on first use."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+NODE_DIR = Path(__file__).parent / "node"
+
+
+def node_package_bin(package: str, script: str) -> Path:
+    """The installed script of an npm package, running `npm ci` first if it is missing."""
+    target = NODE_DIR / "node_modules" / package / script
+    if not target.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.fail("the integration tests need Node.js and npm (https://nodejs.org)")
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, capture_output=True, text=True, timeout=600
+        )
+        if done.returncode != 0:
+            pytest.fail(f"npm ci in {NODE_DIR} failed:\n{done.stderr[-2000:]}")
+    return target
+
+
+@pytest.fixture(scope="session")
+def everything_server() -> list[str]:
+    """Command line of the MCP reference server 'everything' over stdio."""
+    script = node_package_bin("@modelcontextprotocol/server-everything", "dist/index.js")
+    node = shutil.which("node")
+    assert node, "node is not on PATH"
+    return [node, str(script), "stdio"]
+
+
+@pytest.fixture(scope="session")
+def time_server() -> list[str]:
+    """Command line of mcp-server-time, installed with the test extras."""
+    script = Path(sys.executable).parent / "mcp-server-time"
+    found = str(script) if script.exists() else shutil.which("mcp-server-time")
+    assert found, "mcp-server-time is missing: pip install -e '.[test]'"
+    return [found]
