@@ -426,6 +426,15 @@ class LLMProcess:
         for toolset in toolsets:
             await self.kernel.mcp.release(toolset.connection)
 
+    def close(self) -> Any:
+        """`aclose()` for either world: await it in async code, or call it from sync code."""
+        coroutine = self.aclose()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return _sync.run(coroutine)
+        return coroutine
+
     async def __aenter__(self) -> LLMProcess:
         return self
 

@@ -56,10 +56,13 @@ def _example_arguments(schema: dict[str, Any]) -> dict[str, Any]:
     """Arguments satisfying a simple JSON schema's required properties."""
     samples = {"string": "value", "integer": 1, "number": 1.5, "boolean": True, "array": [], "object": {}}
     properties = schema.get("properties", {})
-    return {
-        name: samples.get(properties.get(name, {}).get("type", "string"), "value")
-        for name in schema.get("required", [])
-    }
+
+    def example(spec: dict[str, Any]) -> Any:
+        if spec.get("enum"):
+            return spec["enum"][0]
+        return samples.get(spec.get("type", "string"), "value")
+
+    return {name: example(properties.get(name, {})) for name in schema.get("required", [])}
 
 
 class _QuietServer(ThreadingHTTPServer):

@@ -384,3 +384,19 @@ def test_mcp_configuration_errors(write_program, tmp_path, text, files, message)
         LLMProgram.from_toml(write_program(MODEL + text))
     assert message.replace("{tmp}", str(tmp_path)) in str(caught.value)
     assert str(caught.value).startswith(str(tmp_path / "program.toml"))
+
+
+def test_mcp_tools_from_synchronous_code(write_program, anthropic_env):
+    fake = anthropic_env
+    process = process_of(write_program, STDIO)
+    fake.push(call("toolbox__add", a=1, b=1), Turn(text="two"))
+    assert process.run("1 + 1?").text == "two"  # no event loop of our own
+    fake.push(call("toolbox__server_pid"), Turn(text="ok"))
+    pid = int(process.run("pid?").tool_calls[0].result)  # the same server, still running between runs
+    fake.push(call("toolbox__server_pid"), Turn(text="ok"))
+    assert int(process.run("pid?").tool_calls[0].result) == pid
+    process.close()
+    deadline = time.monotonic() + 10
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(pid)

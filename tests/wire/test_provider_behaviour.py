@@ -244,3 +244,39 @@ async def test_missing_api_key_names_the_variable(provider, model, variable, wri
     ):
         await process.run("hi")
     assert process.messages == ()
+
+
+async def test_an_image_from_an_mcp_tool_reaches_the_model_as_an_image(harness, write_program):
+    """The tests' toolbox MCP server returns a PNG; each provider sends it in its own form."""
+    import json
+    import sys
+    from pathlib import Path
+
+    toolbox = Path(__file__).resolve().parents[1] / "mcp_servers" / "toolbox.py"
+    server = f"[mcp.servers.toolbox]\ncommand = {json.dumps(sys.executable)}\n"
+    server += f"args = [{json.dumps(str(toolbox))}]\n"
+    server += '[tools.mcp]\ntoolbox = ["pixel"]\n'
+    harness.fake.push(Turn(tool_calls=(ScriptedToolCall("toolbox__pixel", {}),)), Turn(text="A pixel."))
+    async with start(harness, write_program, server) as process:
+        result = await process.run("Show me the pixel.")
+    assert result.text == "A pixel."
+    body = harness.fake.requests[-1].body
+    png = "iVBORw0KGgo"
+    if harness.name.startswith("anthropic"):  # an image block inside the tool result
+        (image,) = body["messages"][-1]["content"][0]["content"]
+        assert image["type"] == "image" and image["source"]["media_type"] == "image/png"
+        assert image["source"]["data"].startswith(png)
+    elif harness.name == "openai_responses":  # function_call_output with an input_image
+        (image,) = body["input"][-1]["output"]
+        assert image["type"] == "input_image" and image["image_url"].startswith(
+            f"data:image/png;base64,{png}"
+        )
+    elif harness.name.startswith("openai"):  # tool messages take only text: a user message follows
+        tool, user = body["messages"][-2:]
+        assert tool["role"] == "tool" and user["role"] == "user"
+        assert user["content"][1]["image_url"]["url"].startswith(f"data:image/png;base64,{png}")
+    else:  # Gemini: a multimodal function response
+        response = body["contents"][-1]["parts"][0]["functionResponse"]
+        (part,) = response["parts"]
+        blob = part.get("inlineData") or part["inline_data"]
+        assert blob["mime_type"] == "image/png" and blob["data"].startswith(png)

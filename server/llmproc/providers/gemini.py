@@ -211,7 +211,16 @@ def _part(block: Any) -> dict[str, Any] | None:
         return {"function_call": {"id": block.id, "name": block.name, "args": block.arguments}}
     if isinstance(block, ToolResultBlock):
         key = "error" if block.is_error else "output"
-        response = {"id": block.tool_call_id, "name": block.name, "response": {key: block.text}}
+        response: dict[str, Any] = {
+            "id": block.tool_call_id,
+            "name": block.name,
+            "response": {key: block.text},
+        }
+        images = [b for b in block.content if isinstance(b, ImageBlock)]
+        if images:  # multimodal function responses carry images as their own parts
+            response["parts"] = [
+                {"inline_data": {"mime_type": b.media_type, "data": base64.b64decode(b.data)}} for b in images
+            ]
         return {"function_response": response}
     if isinstance(block, ImageBlock):
         return {"inline_data": {"mime_type": block.media_type, "data": base64.b64decode(block.data)}}

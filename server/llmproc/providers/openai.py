@@ -232,24 +232,34 @@ def _convert(message: Message) -> list[dict[str, Any]]:
 
 
 def _user(message: Message) -> list[dict[str, Any]]:
-    """Tool results become `tool` messages; any other content follows as one user message."""
+    """Tool results become `tool` messages; any other content follows as one user message.
+
+    `tool` messages take only text, so images a tool returned follow in that user message,
+    each introduced by the call it came from.
+    """
     converted: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
     for block in message.content:
         if isinstance(block, ToolResultBlock):
-            converted.append(
-                {"role": "tool", "tool_call_id": block.tool_call_id, "content": block.text or "(no output)"}
-            )
+            images = [b for b in block.content if isinstance(b, ImageBlock)]
+            text = block.text or ("(images follow)" if images else "(no output)")
+            converted.append({"role": "tool", "tool_call_id": block.tool_call_id, "content": text})
+            if images:
+                parts.append({"type": "text", "text": f"Images returned by tool call {block.tool_call_id}:"})
+                parts += [_image_part(b) for b in images]
         elif isinstance(block, TextBlock) and block.text:
             parts.append({"type": "text", "text": block.text})
         elif isinstance(block, ImageBlock):
-            url = f"data:{block.media_type};base64,{block.data}"
-            parts.append({"type": "image_url", "image_url": {"url": url}})
+            parts.append(_image_part(block))
     if len(parts) == 1 and parts[0]["type"] == "text":
         converted.append({"role": "user", "content": parts[0]["text"]})
     elif parts:
         converted.append({"role": "user", "content": parts})
     return converted
+
+
+def _image_part(block: ImageBlock) -> dict[str, Any]:
+    return {"type": "image_url", "image_url": {"url": f"data:{block.media_type};base64,{block.data}"}}
 
 
 def _assistant(message: Message) -> list[dict[str, Any]]:
