@@ -393,3 +393,94 @@ def test_spawn_without_linked_programs_is_a_load_error(write_program):
 
     with pytest.raises(ProgramError, match=r"builtin includes 'spawn' but \[linked_programs\] is empty"):
         LLMProgram.from_toml(write_program(MODEL + '[tools]\nbuiltin = ["spawn"]\n'))
+
+
+# -- descriptors across processes, aliases, cancellation ------------------------------------------
+
+
+def long_text() -> str:
+    return "\n".join(f"row {n}" for n in range(1, 3001))
+
+
+async def test_spawn_hands_descriptors_to_a_child_and_fork_copies_inherit_them(write_program, anthropic_env):
+    fake = anthropic_env
+    fd_section = "[file_descriptor]\nenabled = true\nmax_direct_output_chars = 1000\n"
+    write_program(MODEL + '[prompt]\nsystem_prompt = "You are the reader."\n' + fd_section, "reader.toml")
+    program = LLMProgram.from_toml(
+        write_program(
+            MODEL
+            + '[tools]\nbuiltin = ["spawn", "fork"]\n[linked_programs]\nreader = "reader.toml"\n'
+            + fd_section,
+            "main.toml",
+        )
+    )
+    main = LLMProcess(program.add_tool(long_text))
+
+    def respond(view: Any, body: Any) -> Turn | None:
+        last = view.last_tool_result_text
+        if "You are the reader." in system_text(body):
+            return (
+                None
+                if view.last_is_tool_result
+                else call("read_fd", fd="fd:1", mode="lines", start=2999, count=2)
+            )
+        if "Your task:" in last:  # the fork copy
+            return call("read_fd", fd="fd:1", mode="lines", start=1, count=1)
+        if not view.last_is_tool_result:
+            return call("long_text")
+        if "stored as fd:1" in last:
+            return call("spawn", program_name="reader", prompt="Read the end of fd:1.", fds=["fd:1"])
+        if last.startswith("done: [fd:1") and "row 3000" in last:
+            return call("fork", prompts=["Read the start of fd:1."])
+        return None  # auto mode: "done: <last result>"
+
+    fake.responder = respond
+    result = await main.run("go")
+    stored, spawned, forked = result.tool_calls[:3]
+    assert "it is stored as fd:1" in stored.result
+    assert spawned.result.startswith(
+        "done: [fd:1 (The result of long_text): lines 2999-3000 of 3000]\nrow 2999\nrow 3000"
+    )
+    assert "lines 1-1 of 3000]\nrow 1\n" in forked.result
+    reader_first = next(r.body for r in fake.requests if "You are the reader." in system_text(r.body))
+    assert "Descriptors handed to you:\nfd:1 (" in text_of(reader_first["messages"][0])
+
+
+async def test_tool_aliases(write_program, anthropic_env):
+    fake = anthropic_env
+    process = LLMProcess.from_toml(
+        write_program(MODEL + '[tools]\nbuiltin = ["calculator"]\n[tools.aliases]\ncalc = "calculator"\n')
+    )
+    assert [s.name for s in await process.tool_specs()] == ["calc"]
+    fake.push(call("calc", expression="6*7"), Turn(text="42"))
+    result = await process.run("6*7?")
+    assert result.tool_calls[0].result == "42"
+    broken = LLMProcess.from_toml(write_program(MODEL + '[tools.aliases]\nx = "nothing"\n', "broken.toml"))
+    with pytest.raises(ProcessError, match="aliases name tools this program does not have: nothing"):
+        await broken.tool_specs()
+
+
+async def test_cancelling_a_run_cancels_its_children_and_keeps_the_history(linked, anthropic_env):
+    import asyncio
+
+    fake = anthropic_env
+    process = linked()
+    fake.push(Turn(text="first answer"))
+    await process.run("first")
+    before = process.messages
+    fake.push(call("spawn", program_name="expert", prompt="slow question"))
+    fake.latency = 0.0
+
+    def slow_expert(view: Any, body: Any) -> Turn | None:
+        if "You are the expert." in system_text(body):
+            fake.latency = 5.0  # the child's request hangs
+            return Turn(text="too late")
+        return None
+
+    fake.responder = slow_expert
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(process.run("second"), timeout=1.0)
+    fake.latency = 0.0
+    assert process.messages == before
+    fake.push(Turn(text="third answer"))
+    assert (await process.run("third")).text == "third answer"
