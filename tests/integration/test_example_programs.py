@@ -79,16 +79,13 @@ async def test_goto_example(anthropic_env):
 async def test_mcp_tools_example_uses_the_time_server(anthropic_env, time_server, monkeypatch):
     fake = anthropic_env
     monkeypatch.setenv("PATH", str(Path(time_server[0]).parent) + os.pathsep + os.environ["PATH"])
-    process = LLMProcess.from_toml(PROGRAMS / "mcp_tools.toml")
-    try:
+    async with LLMProcess.from_toml(PROGRAMS / "mcp_tools.toml") as process:
         specs = {s.name: s for s in await process.tool_specs()}
         assert set(specs) == {"time__get_current_time", "time__convert_time"}
         assert specs["time__get_current_time"].description.startswith("Current time in an IANA time zone")
         fake.push(call("time__get_current_time", timezone="Asia/Tokyo"), Turn(text="It is late in Tokyo."))
         result = await process.run("What time is it in Tokyo?")
         assert json.loads(result.tool_calls[0].result)["timezone"] == "Asia/Tokyo"
-    finally:
-        await process.aclose()
 
 
 async def test_builtin_tools_example(anthropic_env):

@@ -23,12 +23,11 @@ def call(name: str, **arguments: Any) -> Turn:
 
 async def test_mcp_server_time(write_program, anthropic_env, time_server):
     fake = anthropic_env
-    process = LLMProcess.from_toml(
+    async with LLMProcess.from_toml(
         write_program(
             MODEL + server_section("time", time_server) + '[tools.mcp]\ntime = ["get_current_time"]\n'
         )
-    )
-    try:
+    ) as process:
         assert [s.name for s in await process.tool_specs()] == ["time__get_current_time"]
         fake.push(call("time__get_current_time", timezone="UTC"), Turn(text="It is now."))
         result = await process.run("What time is it in UTC?")
@@ -38,21 +37,18 @@ async def test_mcp_server_time(write_program, anthropic_env, time_server):
         assert abs((stamp - datetime.now(timezone.utc)).total_seconds()) < 120
         schema = fake.requests[0].body["tools"][0]["input_schema"]
         assert schema["required"] == ["timezone"]
-    finally:
-        await process.aclose()
 
 
 async def test_server_everything(write_program, anthropic_env, everything_server):
     fake = anthropic_env
-    process = LLMProcess.from_toml(
+    async with LLMProcess.from_toml(
         write_program(
             MODEL
             + server_section("everything", everything_server)
             + '[tools.mcp.everything.echo]\n[tools.mcp.everything.get-sum]\nalias = "add"\n'
             + "[tools.mcp.everything.get-tiny-image]\n"
         )
-    )
-    try:
+    ) as process:
         names = sorted(s.name for s in await process.tool_specs())
         assert names == ["add", "everything__echo", "everything__get-tiny-image"]
         fake.push(
@@ -78,5 +74,3 @@ async def test_server_everything(write_program, anthropic_env, everything_server
         )
         kinds = [c["type"] for c in image_result["content"]]
         assert "image" in kinds  # the image reached the model as an image, not as text
-    finally:
-        await process.aclose()

@@ -103,8 +103,7 @@ async def server_pid(process: LLMProcess, fake: Any) -> int:
 
 async def test_stdio_server_tools_are_named_server__tool_and_work(write_program, anthropic_env):
     fake = anthropic_env
-    process = process_of(write_program, STDIO)
-    try:
+    async with process_of(write_program, STDIO) as process:
         names = [s.name for s in await process.tool_specs()]
         assert "toolbox__add" in names and "toolbox__echo" in names
         fake.push(call("toolbox__add", a=2, b=40), Turn(text="42 it is"))
@@ -114,44 +113,35 @@ async def test_stdio_server_tools_are_named_server__tool_and_work(write_program,
         add = next(t for t in fake.requests[0].body["tools"] if t["name"] == "toolbox__add")
         assert add["description"] == "Add two integers."
         assert add["input_schema"]["required"] == ["a", "b"]
-    finally:
-        await process.aclose()
 
 
 async def test_selection_alias_description_and_access(write_program, anthropic_env):
-    process = process_of(
+    async with process_of(
         write_program,
         STDIO
         + '[tools.mcp.toolbox.add]\nalias = "plus"\ndescription = "Sum two numbers."\n'
         + '[tools.mcp.toolbox.delete_everything]\n[tools.mcp.toolbox.write_note]\naccess = "read"\n'
         + '[limits]\nmax_access = "write"\n',
-    )
-    try:
+    ) as process:
         specs = {s.name: s for s in await process.tool_specs()}
         # delete_everything is destructive (admin by its annotations) and this process allows write
         assert set(specs) == {"plus", "toolbox__write_note"}
         assert specs["plus"].description == "Sum two numbers."
         assert specs["plus"].access == "read"  # readOnlyHint
         assert specs["toolbox__write_note"].access == "read"  # the program's override
-    finally:
-        await process.aclose()
 
 
 async def test_a_list_selection_and_an_unknown_tool(write_program, anthropic_env):
-    process = process_of(write_program, STDIO + '[tools.mcp]\ntoolbox = ["echo", "ad"]\n')
-    try:
+    async with process_of(write_program, STDIO + '[tools.mcp]\ntoolbox = ["echo", "ad"]\n') as process:
         with pytest.raises(
             McpServerError, match="MCP server 'toolbox' has no tool named 'ad'; it offers: add, echo"
         ):
             await process.tool_specs()
-    finally:
-        await process.aclose()
 
 
 async def test_images_and_resources_reach_the_model(write_program, anthropic_env):
     fake = anthropic_env
-    process = process_of(write_program, STDIO)
-    try:
+    async with process_of(write_program, STDIO) as process:
         fake.push(
             Turn(
                 tool_calls=(
@@ -171,20 +161,15 @@ async def test_images_and_resources_reach_the_model(write_program, anthropic_env
         resource = results[1]["content"]
         text = resource if isinstance(resource, str) else resource[0]["text"]
         assert text == '<resource uri="note://1">\nremember the milk\n</resource>'
-    finally:
-        await process.aclose()
 
 
 async def test_a_tool_error_is_an_error_result(write_program, anthropic_env):
     fake = anthropic_env
-    process = process_of(write_program, STDIO)
-    try:
+    async with process_of(write_program, STDIO) as process:
         fake.push(call("toolbox__fail", message="disk full"), Turn(text="sorry"))
         result = await process.run("go")
         assert result.tool_calls[0].is_error
         assert "disk full" in result.tool_calls[0].result
-    finally:
-        await process.aclose()
 
 
 # -- sharing and lifetime --------------------------------------------------------------------------
@@ -214,8 +199,7 @@ async def test_servers_start_on_first_use_not_at_load(write_program, anthropic_e
 
 async def test_a_crashed_server_is_an_error_result_and_restarts_on_next_use(write_program, anthropic_env):
     fake = anthropic_env
-    process = process_of(write_program, STDIO)
-    try:
+    async with process_of(write_program, STDIO) as process:
         pid = await server_pid(process, fake)
         fake.push(call("toolbox__crash"), Turn(text="it broke"))
         result = await process.run("crash it")
@@ -227,14 +211,11 @@ async def test_a_crashed_server_is_an_error_result_and_restarts_on_next_use(writ
         assert await wait_gone(pid)
         new_pid = await server_pid(process, fake)
         assert new_pid != pid and alive(new_pid)
-    finally:
-        await process.aclose()
 
 
 async def test_a_hung_server_times_out_and_is_restarted(write_program, anthropic_env):
     fake = anthropic_env
-    process = process_of(write_program, STDIO + "timeout = 0.5\n")
-    try:
+    async with process_of(write_program, STDIO + "timeout = 0.5\n") as process:
         pid = await server_pid(process, fake)
         fake.push(call("toolbox__sleep", seconds=30), Turn(text="too slow"))
         started = time.monotonic()
@@ -246,8 +227,6 @@ async def test_a_hung_server_times_out_and_is_restarted(write_program, anthropic
         )
         assert await wait_gone(pid)
         assert await server_pid(process, fake) != pid
-    finally:
-        await process.aclose()
 
 
 async def test_a_server_that_fails_to_start_names_itself_its_command_and_its_stderr(
@@ -290,17 +269,14 @@ async def test_a_missing_command_is_named(write_program, anthropic_env):
 async def test_http_transports(write_program, anthropic_env, transport, request):
     fake = anthropic_env
     url = request.getfixturevalue("http_toolbox" if transport == "streamable-http" else "sse_toolbox")
-    process = process_of(
+    async with process_of(
         write_program,
         f'[mcp.servers.toolbox]\nurl = "{url}"\ntransport = "{transport}"\n'
         '[mcp.servers.toolbox.headers]\nAuthorization = "Bearer ${TOOLBOX_TOKEN:-none}"\n',
-    )
-    try:
+    ) as process:
         fake.push(call("toolbox__echo", text="over http"), Turn(text="ok"))
         result = await process.run("echo")
         assert result.tool_calls[0].result == "over http"
-    finally:
-        await process.aclose()
 
 
 async def test_an_unreachable_url_is_a_clear_start_error(write_program, anthropic_env):
