@@ -90,3 +90,35 @@ def test_real_provider_reply_over_the_wire(fake, write_program):
     path = write_program('[model]\nname = "claude-haiku-4-5"\nprovider = "anthropic"\n')
     done = llmproc(str(path), "hi", env={"ANTHROPIC_API_KEY": fake.api_key, "ANTHROPIC_BASE_URL": fake.url})
     assert done.stdout == "Hello from the fake Claude.\n"
+
+
+def test_an_mcp_server_that_can_not_start_is_one_line_and_exit_code_4(write_program):
+    program = SCRIPTED + '[mcp.servers.ghost]\ncommand = "no-such-mcp-server-binary"\n'
+    done = llmproc(str(write_program(program)), "hi")
+    assert done.returncode == 4
+    assert done.stderr == (
+        "llmproc: error: MCP server 'ghost' (command: no-such-mcp-server-binary) failed to start: "
+        "command not found: no-such-mcp-server-binary\n"
+    )
+    assert done.stdout == ""
+
+
+def test_mcp_tools_through_the_cli_and_the_server_stops_with_it(write_program, tmp_path):
+    toolbox = os.path.join(os.path.dirname(__file__), "..", "mcp_servers", "toolbox.py")
+    program = (
+        '[model]\nname = "s"\nprovider = "scripted"\n'
+        '[scripted]\nreplies = [{tool_calls = [{name = "toolbox__server_pid"}]}, "pid noted"]\n'
+        f"[mcp.servers.toolbox]\ncommand = {json.dumps(sys.executable)}\nargs = [{json.dumps(toolbox)}]\n"
+    )
+    done = llmproc(str(write_program(program)), "--json", "go")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["text"] == "pid noted"
+    pid = int(result["tool_calls"][0]["result"])
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as stat:
+            alive = "Z" not in stat.read().split()[2]
+    except (ProcessLookupError, FileNotFoundError):
+        alive = False
+    assert not alive  # the CLI closed the process, which stopped its server

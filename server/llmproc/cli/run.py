@@ -2,7 +2,8 @@
 
 The prompt comes from the argument or -p, else from piped stdin, else from the
 program's [prompt] user. On a terminal the reply streams as it arrives. Exit codes:
-0 success, 1 provider error, 2 usage error, 3 program error, 130 interrupted.
+0 success, 1 provider error, 2 usage error, 3 program error, 4 runtime error (an MCP
+server that can not start, a spent cost budget), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import sys
 from typing import Any
 
-EXIT_PROVIDER, EXIT_USAGE, EXIT_PROGRAM, EXIT_INTERRUPTED = 1, 2, 3, 130
+EXIT_PROVIDER, EXIT_USAGE, EXIT_PROGRAM, EXIT_RUNTIME, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +36,7 @@ def _fail(code: int, message: str) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from llmproc import LLMProcess, LLMProgram, ProgramError, ProviderError, TextDelta
+    from llmproc import LLMProcError, LLMProcess, LLMProgram, ProgramError, ProviderError, TextDelta
 
     try:
         program = LLMProgram.from_toml(args.program)
@@ -47,7 +48,6 @@ async def _run(args: argparse.Namespace) -> int:
     prompt = prompt or program.config.prompt.user
     if not prompt:
         return _fail(EXIT_USAGE, "no prompt: pass one as an argument, with -p, on stdin, or as [prompt] user")
-    process = LLMProcess(program)
     stream = not args.json and not args.no_stream and sys.stdout.isatty()
     streamed = False
 
@@ -59,9 +59,12 @@ async def _run(args: argparse.Namespace) -> int:
             sys.stdout.flush()
 
     try:
-        result = await process.run(prompt, on_event=show if stream else None)
+        async with LLMProcess(program) as process:  # closing stops the program's MCP servers
+            result = await process.run(prompt, on_event=show if stream else None)
     except ProviderError as err:
         return _fail(EXIT_PROVIDER, str(err))
+    except LLMProcError as err:  # an MCP server that can not start, a spent cost budget
+        return _fail(EXIT_RUNTIME, str(err))
     if args.json:
         print(json.dumps({"program": str(program.path), **result.to_dict()}, indent=2))
     elif streamed:
@@ -72,7 +75,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_intermixed_args(argv)  # `llmproc p.toml --json "hi"` works too
     try:
         return asyncio.run(_run(args))
     except KeyboardInterrupt:
