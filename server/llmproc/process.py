@@ -169,6 +169,11 @@ class LLMProcess:
         self._history = self._history[:index]
         return removed
 
+    @property
+    def running(self) -> bool:
+        """Whether a run is in progress."""
+        return self._running > 0
+
     def _check_idle(self, what: str) -> None:
         if self._running:
             raise ProcessError(f"{what}() while process {self.id} is running; wait for the run to finish")

@@ -1,0 +1,138 @@
+"""`llmproc-mcp --programs DIR`: publish a directory of programs as MCP tools.
+
+Transports: stdio (the default, for Claude Desktop, Claude Code, VS Code), Streamable HTTP
+and SSE. HTTP binds to 127.0.0.1 unless told otherwise, checks Host and Origin against DNS
+rebinding, and with --auth-token (or LLMPROC_MCP_TOKEN) requires that bearer token on every
+request. Logs go to stderr, never stdout (stdout is the protocol on stdio).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+TOKEN_VARIABLE = "LLMPROC_MCP_TOKEN"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llmproc-mcp",
+        description="Publish llmproc programs as MCP tools (run_<program>, spawn, reset, fork).",
+    )
+    parser.add_argument(
+        "--programs", required=True, metavar="DIR", help="directory of program files (*.toml)"
+    )
+    parser.add_argument("--transport", choices=["stdio", "sse", "streamable-http"], default="stdio")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="HTTP transports: address to bind (default 127.0.0.1)"
+    )
+    parser.add_argument("--port", type=int, default=8000, help="HTTP transports: port (default 8000)")
+    parser.add_argument(
+        "--auth-token",
+        default=None,
+        help=f"HTTP transports: require this bearer token (or set {TOKEN_VARIABLE})",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="forget processes idle this long",
+    )
+    parser.add_argument(
+        "--max-processes", type=int, default=100, metavar="N", help="live processes one client may keep"
+    )
+    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+class BearerTokenMiddleware:
+    """Refuses HTTP requests without `Authorization: Bearer <token>` (compared in constant time)."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            given = dict(scope.get("headers") or []).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                body = json.dumps({"error": "unauthorized: a valid bearer token is required"}).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"www-authenticate", b'Bearer realm="llmproc-mcp"'),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+async def serve(args: argparse.Namespace) -> int:
+    from ..mcp_server.app import LLMProcServer
+    from ..mcp_server.catalog import Catalog, CatalogError
+    from ..mcp_server.handles import ProcessTable
+
+    try:
+        catalog = Catalog.load(args.programs)
+    except CatalogError as err:
+        print(f"llmproc-mcp: error: {err}", file=sys.stderr)
+        return 3
+    for path, error in catalog.failures.items():
+        print(f"llmproc-mcp: left out {path}: {error}", file=sys.stderr)
+    table = ProcessTable(max_per_caller=args.max_processes, idle_seconds=args.idle_timeout)
+    server = LLMProcServer(catalog, transport=args.transport, table=table)
+    try:
+        if args.transport == "stdio":
+            await server.mcp.run_stdio_async()
+        else:
+            await _serve_http(server, args)
+    finally:
+        await server.aclose()
+    return 0
+
+
+async def _serve_http(server: Any, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    if args.transport == "sse":
+        app: Any = server.mcp.sse_app(host=args.host)
+    else:
+        app = server.mcp.streamable_http_app(host=args.host)
+    token = args.auth_token or os.environ.get(TOKEN_VARIABLE)
+    if token:
+        app = BearerTokenMiddleware(app, token)
+    elif args.host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger("llmproc.mcp_server").warning(
+            "serving on %s without a bearer token: anyone who can reach it can run your programs", args.host
+        )
+    path = "/sse" if args.transport == "sse" else "/mcp"
+    print(f"llmproc-mcp: serving {len(server.catalog.programs)} programs at http://{args.host}:{args.port}{path}",
+          file=sys.stderr)  # fmt: skip
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
+    await uvicorn.Server(config).serve()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=args.log_level, format="llmproc-mcp: %(name)s: %(message)s")
+    try:
+        return asyncio.run(serve(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

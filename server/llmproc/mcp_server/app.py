@@ -1,0 +1,321 @@
+"""The MCP layer: each published program becomes `run_<name>`, plus spawn, reset, fork and
+list_processes. Everything here translates between MCP and the runtime; the work is done
+by `LLMProcess`, the catalog and the process table. (MCPServer reads the tools' type hints,
+so the names they use are imported at module level.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import logging
+import time
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError as McpToolError
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from .. import __version__
+from ..errors import LLMProcError
+from ..events import RunEvent, ToolCallStarted, TurnFinished
+from ..result import RunResult
+from .catalog import Catalog, PublishedProgram
+from .handles import Handle, Owner, ProcessTable
+
+log = logging.getLogger("llmproc.mcp_server")
+
+Transport = Literal["stdio", "sse", "streamable-http"]
+
+INSTRUCTIONS = (
+    "Each run_<program> tool sends a message to an LLM process running that program and returns "
+    "its reply. Processes keep their conversation: call again to continue it, or pass the "
+    "process_id from an earlier result. spawn starts a separate process, fork copies one, reset "
+    "clears one, list_processes shows yours."
+)
+
+
+class RunOutput(BaseModel):
+    """What a run returns besides the reply text."""
+
+    process_id: str = Field(description="Pass it back as process_id to continue this conversation.")
+    program: str
+    text: str = Field(description="The reply.")
+    usage: dict[str, int] = Field(description="Tokens of this run: input, output, cache and reasoning.")
+    cost_usd: float | None = Field(description="Cost of this run in USD; null when the price is unknown.")
+    tool_calls: list[dict[str, Any]] = Field(description="Tools the process called during the run.")
+
+
+class ProcessInfo(BaseModel):
+    process_id: str
+    program: str
+    turns: int
+    messages: int
+    cost_usd: float | None
+    created: str
+    last_activity: str
+    parent_id: str | None
+
+
+class ProcessList(BaseModel):
+    processes: list[ProcessInfo]
+    programs: list[str] = Field(description="Programs this server publishes.")
+    unavailable_programs: dict[str, str] = Field(description="Program files left out, with the reason.")
+
+
+class ForkOutput(BaseModel):
+    process_id: str
+    program: str
+    parent_id: str
+
+
+@contextlib.contextmanager
+def _as_tool_errors() -> Iterator[None]:
+    """llmproc's errors become MCP tool errors: the client sees the message, not a traceback."""
+    try:
+        yield
+    except LLMProcError as err:
+        raise McpToolError(str(err)) from None
+
+
+def caller_of(ctx: Any, transport: Transport) -> Owner:
+    """Who is calling: the connection, or a 2025-era HTTP session; None when there is neither."""
+    if transport == "stdio":
+        return "stdio"  # one client per server process
+    request = getattr(ctx.request_context, "request", None)
+    if request is None:
+        return None
+    if transport == "sse":
+        session = request.query_params.get("session_id")
+        return f"sse:{session}" if session else None
+    session = request.headers.get("mcp-session-id")
+    return f"http:{session}" if session else None
+
+
+class LLMProcServer:
+    """Builds the `MCPServer` that publishes a catalog, and keeps the processes it serves."""
+
+    def __init__(
+        self, catalog: Catalog, *, transport: Transport = "stdio", table: ProcessTable | None = None
+    ) -> None:
+        self.catalog = catalog
+        self.transport = transport
+        self.table = table or ProcessTable()
+        self.mcp = self._build()
+
+    def _build(self) -> Any:
+        app = MCPServer("llmproc", version=__version__, instructions=INSTRUCTIONS)
+        talks = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
+        for published in self.catalog.programs.values():
+            app.add_tool(
+                self._run_tool(published),
+                name=published.tool_name,
+                description=published.description,
+                annotations=talks,
+            )
+        app.add_tool(self._spawn_tool(), name="spawn", description=_SPAWN, annotations=talks)
+        app.add_tool(self._reset_tool(), name="reset", description=_RESET)
+        app.add_tool(self._fork_tool(), name="fork", description=_FORK)
+        app.add_tool(
+            self._list_tool(),
+            name="list_processes",
+            description=_LIST,
+            annotations=ToolAnnotations(read_only_hint=True),
+        )
+        return app
+
+    # -- tools ---------------------------------------------------------------------------------
+
+    def _run_tool(self, published: PublishedProgram) -> Any:
+        server = self
+
+        async def run(
+            message: Annotated[str, Field(description="What to say to the program.")],
+            ctx: Context,
+            process_id: Annotated[
+                str | None, Field(description="Continue this process (from an earlier result).")
+            ] = None,
+        ) -> Annotated[CallToolResult, RunOutput]:
+            owner = caller_of(ctx, server.transport)
+            await server._evict_idle()
+            if process_id:
+                handle = server._get(process_id, owner)
+                if handle.program != published.name:
+                    raise McpToolError(
+                        f"process '{process_id}' runs program '{handle.program}'; call run_{handle.program}"
+                    )
+            else:
+                handle = server._default(owner, published.name, published.program)
+            return await server._run(handle, message, ctx)
+
+        return run
+
+    def _spawn_tool(self) -> Any:
+        server = self
+
+        async def spawn(
+            program: Annotated[
+                str, Field(description="Name of a published program (run_<name> without run_).")
+            ],
+            ctx: Context,
+            message: Annotated[str | None, Field(description="A first message to run at once.")] = None,
+        ) -> Annotated[CallToolResult, RunOutput]:
+            published = server._published(program)
+            handle = server._create(published.name, published.program, caller_of(ctx, server.transport))
+            if message is None:
+                return _result(handle, None, "")
+            return await server._run(handle, message, ctx)
+
+        return spawn
+
+    def _reset_tool(self) -> Any:
+        server = self
+
+        async def reset(
+            ctx: Context,
+            process_id: Annotated[str | None, Field(description="The process to clear.")] = None,
+            program: Annotated[
+                str | None, Field(description="Clear your conversation with this program.")
+            ] = None,
+        ) -> str:
+            owner = caller_of(ctx, server.transport)
+            if process_id:
+                handles = [server._get(process_id, owner)]
+            elif program:
+                name = server._published(program).name
+                handles = [h for h in server.table.owned_by(owner) if h.program == name]
+            else:
+                handles = server.table.owned_by(owner)
+            for handle in handles:
+                if handle.process.running:
+                    raise McpToolError(
+                        f"process '{handle.id}' is running; reset it when the run has finished"
+                    )
+                handle.process.reset_state()
+                handle.turns = 0
+            return f"cleared {len(handles)} process{'es' if len(handles) != 1 else ''}"
+
+        return reset
+
+    def _fork_tool(self) -> Any:
+        server = self
+
+        async def fork(
+            process_id: Annotated[str, Field(description="The process to copy.")], ctx: Context
+        ) -> ForkOutput:
+            owner = caller_of(ctx, server.transport)
+            parent = server._get(process_id, owner)
+            published = server._published(parent.program)
+            child = server._create(parent.program, published.program, owner, process=parent.process.fork())
+            child.turns = parent.turns
+            return ForkOutput(process_id=child.id, program=child.program, parent_id=parent.id)
+
+        return fork
+
+    def _list_tool(self) -> Any:
+        server = self
+
+        async def list_processes(ctx: Context) -> ProcessList:
+            await server._evict_idle()
+            owner = caller_of(ctx, server.transport)
+            return ProcessList(
+                processes=[ProcessInfo.model_validate(h.describe()) for h in server.table.owned_by(owner)],
+                programs=sorted(server.catalog.programs),
+                unavailable_programs=server.catalog.failures,
+            )
+
+        return list_processes
+
+    # -- shared --------------------------------------------------------------------------------
+
+    def _get(self, process_id: str, owner: Owner) -> Handle:
+        with _as_tool_errors():
+            return self.table.get(process_id, owner)
+
+    def _default(self, owner: Owner, name: str, program: Any) -> Handle:
+        with _as_tool_errors():
+            return self.table.default(owner, name, program)
+
+    def _create(self, name: str, program: Any, owner: Owner, *, process: Any = None) -> Handle:
+        with _as_tool_errors():
+            return self.table.create(name, program, owner, process=process)
+
+    def _published(self, name: str) -> PublishedProgram:
+        key = name.removeprefix("run_")
+        published = self.catalog.programs.get(key)
+        if published is None:
+            close = difflib.get_close_matches(key, list(self.catalog.programs), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise McpToolError(
+                f"unknown program '{name}'{hint} (programs: {', '.join(sorted(self.catalog.programs))})"
+            )
+        return published
+
+    async def _run(self, handle: Handle, message: str, ctx: Any) -> Any:
+        if not message.strip():
+            raise McpToolError("message must not be empty")
+        step = 0
+
+        async def report(event: RunEvent) -> None:
+            nonlocal step
+            if isinstance(event, ToolCallStarted):
+                text = f"calling tool {event.call.name}"
+            elif isinstance(event, TurnFinished):
+                text = f"model turn {event.iteration} done ({event.usage.output_tokens} tokens out)"
+            else:
+                return
+            step += 1
+            await ctx.report_progress(step, None, text)
+
+        try:
+            with _as_tool_errors():  # provider failures, MCP servers that can not start, budgets
+                result = await handle.process.run(message, on_event=report)
+        finally:
+            handle.last_used = _now()
+        handle.turns += 1
+        return _result(handle, result, result.text)
+
+    async def _evict_idle(self) -> None:
+        for handle in self.table.evict_idle():
+            await handle.process.aclose()
+
+    async def aclose(self) -> None:
+        """Close every process (and so the MCP servers they use)."""
+        for handle in list(self.table._handles.values()):
+            await self.table.remove(handle)
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _result(handle: Handle, result: RunResult | None, text: str) -> Any:
+    output = RunOutput(
+        process_id=handle.id,
+        program=handle.program,
+        text=text,
+        usage=result.usage.to_dict() if result else {},
+        cost_usd=result.cost_usd if result else 0.0,
+        tool_calls=[c.to_dict() for c in result.tool_calls] if result else [],
+    )
+    shown = text if result else f"started process {handle.id} of program '{handle.program}'"
+    return CallToolResult(
+        content=[TextContent(type="text", text=shown)], structured_content=output.model_dump(mode="json")
+    )
+
+
+_SPAWN = (
+    "Start a new, separate process of a published program and return its process_id; with a "
+    "message, also run it and return the reply. Use run_<program> with that process_id to continue."
+)
+_RESET = (
+    "Clear a conversation: the process with process_id, your conversation with a program, or, with "
+    "neither, all your processes."
+)
+_FORK = (
+    "Copy a process with its whole conversation; the copy gets its own process_id and diverges from there."
+)
+_LIST = "List your processes (program, turns, cost, last activity) and the programs this server publishes."

@@ -1,0 +1,107 @@
+"""The programs a server publishes: found under a directory, named, described, loaded.
+
+A program that fails to load does not stop the server: it is left out and its error is
+kept, so the listing tool can show why. Two files whose tool names collide are a
+start-up error that names both.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import LLMProcError, ProgramError
+from ..program import LLMProgram
+
+log = logging.getLogger("llmproc.mcp_server")
+
+TOOL_PREFIX = "run_"
+NAME_LIMIT = 64
+
+
+@dataclass(frozen=True)
+class PublishedProgram:
+    name: str
+    """The tool name without its prefix: the path below the directory, without .toml."""
+    path: Path
+    program: LLMProgram
+    description: str
+
+    @property
+    def tool_name(self) -> str:
+        return TOOL_PREFIX + self.name
+
+
+class CatalogError(LLMProcError):
+    """The directory can not be published (missing, or two programs with one tool name)."""
+
+
+def program_name(root: Path, path: Path) -> str:
+    """`sub/dir/x.toml` -> `sub_dir_x`: characters outside [A-Za-z0-9_-] become '_'."""
+    relative = path.relative_to(root).with_suffix("").as_posix()
+    return re.sub(r"[^A-Za-z0-9_-]", "_", relative)[: NAME_LIMIT - len(TOOL_PREFIX)]
+
+
+def _summary(name: str, program: LLMProgram) -> str:
+    model = program.config.model
+    prompt = " ".join((program.config.prompt.system_prompt or "").split())
+    first = re.split(r"(?<=[.!?])\s", prompt, maxsplit=1)[0][:200] if prompt else ""
+    about = f" {first}" if first else ""
+    return f"Ask the llmproc program '{name}' ({model.provider} {model.name}).{about}"
+
+
+_HOW = (
+    " Without process_id this continues your conversation with the program (a new one on first "
+    "use); with process_id it continues that process. The result carries the process_id."
+)
+
+
+class Catalog:
+    """Every *.toml under `root` (recursively) that loads and has [server] publish = true."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.programs: dict[str, PublishedProgram] = {}
+        self.failures: dict[str, str] = {}
+
+    @classmethod
+    def load(cls, root: str | Path) -> Catalog:
+        catalog = cls(Path(root).expanduser().resolve())
+        catalog._scan()
+        return catalog
+
+    def _scan(self) -> None:
+        if not self.root.is_dir():
+            raise CatalogError(f"programs directory '{self.root}' not found")
+        paths: dict[str, Path] = {}
+        loaded: dict[str, LLMProgram] = {}
+        for path in sorted(self.root.rglob("*.toml")):
+            name = program_name(self.root, path)
+            if name in paths:
+                raise CatalogError(
+                    f"'{paths[name]}' and '{path}' would both be published as {TOOL_PREFIX}{name}; rename one"
+                )
+            paths[name] = path
+            try:
+                loaded[name] = LLMProgram.from_toml(path)
+            except ProgramError as err:
+                self.failures[str(path.relative_to(self.root))] = str(err)
+                log.warning("left out %s: %s", path, err)
+        linked_descriptions = {
+            target.resolve(): description
+            for program in loaded.values()
+            for target, description in program.linked_program_paths.values()
+            if description
+        }
+        for name, program in loaded.items():
+            if not program.config.server.publish:
+                continue
+            assert program.path is not None
+            description = (
+                program.config.server.description
+                or linked_descriptions.get(program.path)
+                or _summary(name, program)
+            )
+            self.programs[name] = PublishedProgram(name, program.path, program, description + _HOW)

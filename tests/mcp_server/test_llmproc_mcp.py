@@ -1,0 +1,331 @@
+"""`llmproc-mcp` as MCP hosts use it: a subprocess over stdio, Streamable HTTP and SSE, driven
+by the `mcp` SDK's client."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.sse import sse_client
+from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+
+from llmproc.mcp_server.catalog import Catalog, CatalogError
+
+TOOLBOX = Path(__file__).resolve().parents[1] / "mcp_servers" / "toolbox.py"
+SCRIPTED = '[model]\nname = "s"\nprovider = "scripted"\n'
+
+
+@pytest.fixture
+def programs(tmp_path: Path) -> Path:
+    root = tmp_path / "programs"
+    (root / "team").mkdir(parents=True)
+    (root / "echo.toml").write_text(SCRIPTED + '[server]\ndescription = "Repeats what you say."\n')
+    (root / "team" / "counter.toml").write_text(
+        SCRIPTED + '[scripted]\nreplies = ["one", "two", "three", "four"]\n'
+    )
+    (root / "broken.toml").write_text('[model]\nname = "x"\nprovider = "antropic"\n')
+    (root / "hidden.toml").write_text(SCRIPTED + "[server]\npublish = false\n")
+    (root / "sleeper.toml").write_text(
+        SCRIPTED
+        + textwrap.dedent(
+            f"""
+            [scripted]
+            replies = [{{tool_calls = [{{name = "toolbox__echo", arguments = {{text = "a"}}}}]}},
+                       {{tool_calls = [{{name = "toolbox__sleep", arguments = {{seconds = 30}}}}]}},
+                       "woke up"]
+            [mcp.servers.toolbox]
+            command = {json.dumps(sys.executable)}
+            args = [{json.dumps(str(TOOLBOX))}]
+            """
+        )
+    )
+    return root
+
+
+def stdio(programs: Path, *extra: str) -> StdioServerParameters:
+    return StdioServerParameters(
+        command=sys.executable, args=["-m", "llmproc.cli.mcp", "--programs", str(programs), *extra]
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_http(
+    programs: Path, transport: str, *extra: str, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "llmproc.cli.mcp", "--programs", str(programs), "--transport", transport,
+         "--port", str(port), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}" + ("/mcp" if transport == "streamable-http" else "/sse")
+    finally:
+        server.terminate()
+        server.communicate(timeout=10)  # reaps it and closes its pipes
+
+
+def text(result: Any) -> str:
+    return result.content[0].text
+
+
+# -- the catalog -----------------------------------------------------------------------------------
+
+
+def test_catalog_names_describes_and_leaves_out(programs: Path):
+    catalog = Catalog.load(programs)
+    assert sorted(catalog.programs) == ["echo", "sleeper", "team_counter"]
+    assert catalog.programs["echo"].description.startswith("Repeats what you say.")
+    assert catalog.programs["team_counter"].description.startswith("Ask the llmproc program 'team_counter'")
+    assert list(catalog.failures) == ["broken.toml"]
+    assert (
+        "invalid value 'antropic' for [model] provider; did you mean 'anthropic'?"
+        in catalog.failures["broken.toml"]
+    )
+
+
+def test_catalog_collisions_name_both_files(tmp_path: Path):
+    (tmp_path / "a_b.toml").write_text(SCRIPTED)
+    (tmp_path / "a b.toml").write_text(SCRIPTED)
+    with pytest.raises(
+        CatalogError, match=r"'.*a b\.toml' and '.*a_b\.toml' would both be published as run_a_b"
+    ):
+        Catalog.load(tmp_path)
+
+
+def test_catalog_uses_a_linked_programs_description(tmp_path: Path):
+    (tmp_path / "expert.toml").write_text(SCRIPTED)
+    (tmp_path / "main.toml").write_text(
+        SCRIPTED + '[tools]\nbuiltin = ["spawn"]\n[linked_programs.expert]\npath = "expert.toml"\n'
+        'description = "Knows everything."\n'
+    )
+    assert Catalog.load(tmp_path).programs["expert"].description.startswith("Knows everything.")
+
+
+def test_missing_directory_is_one_line_and_exit_code_3(tmp_path: Path):
+    done = subprocess.run(
+        [sys.executable, "-m", "llmproc.cli.mcp", "--programs", str(tmp_path / "nope")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 3
+    assert done.stderr.strip() == f"llmproc-mcp: error: programs directory '{tmp_path / 'nope'}' not found"
+
+
+# -- stdio -----------------------------------------------------------------------------------------
+
+
+async def test_stdio_publishes_programs_and_keeps_conversations(programs: Path):
+    async with Client(stdio(programs)) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert set(tools) == {
+            "run_echo",
+            "run_sleeper",
+            "run_team_counter",
+            "spawn",
+            "reset",
+            "fork",
+            "list_processes",
+        }
+        run = tools["run_team_counter"]
+        assert run.input_schema["required"] == ["message"]
+        assert set(run.output_schema["properties"]) == {
+            "process_id",
+            "program",
+            "text",
+            "usage",
+            "cost_usd",
+            "tool_calls",
+        }
+
+        first = await client.call_tool("run_team_counter", {"message": "count"})
+        second = await client.call_tool("run_team_counter", {"message": "count"})
+        assert (text(first), text(second)) == ("one", "two")  # the caller's default process continues
+        pid = first.structured_content["process_id"]
+        assert second.structured_content["process_id"] == pid
+        assert first.structured_content["program"] == "team_counter"
+        assert first.structured_content["usage"]["output_tokens"] >= 1
+
+        spawned = await client.call_tool("spawn", {"program": "team_counter", "message": "count"})
+        assert text(spawned) == "one"  # a fresh process
+        other = spawned.structured_content["process_id"]
+        assert other != pid
+        assert (
+            text(await client.call_tool("run_team_counter", {"message": "c", "process_id": other})) == "two"
+        )
+
+        forked = await client.call_tool("fork", {"process_id": pid})
+        copy = forked.structured_content["process_id"]
+        assert (
+            text(await client.call_tool("run_team_counter", {"message": "c", "process_id": copy})) == "three"
+        )
+        assert (
+            text(await client.call_tool("run_team_counter", {"message": "c", "process_id": pid})) == "three"
+        )
+
+        cleared = await client.call_tool("reset", {"process_id": pid})
+        assert text(cleared) == "cleared 1 process"
+        assert text(await client.call_tool("run_team_counter", {"message": "c"})) == "one"
+
+        listing = (await client.call_tool("list_processes", {})).structured_content
+        assert {p["process_id"] for p in listing["processes"]} == {pid, other, copy}
+        assert listing["programs"] == ["echo", "sleeper", "team_counter"]
+        assert list(listing["unavailable_programs"]) == ["broken.toml"]
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "message"),
+    [
+        ("run_echo", {"message": "x", "process_id": "not-a-process"}, "unknown process 'not-a-process'"),
+        ("run_echo", {}, "message\n  Field required"),
+        ("run_echo", {"message": 42}, "message\n  Input should be a valid string"),
+        ("run_echo", {"message": "   "}, "message must not be empty"),
+        ("spawn", {"program": "ecco"}, "unknown program 'ecco'; did you mean 'echo'?"),
+        ("fork", {"process_id": "nope"}, "unknown process 'nope'"),
+    ],
+)
+async def test_bad_requests_are_clear_errors_and_the_server_keeps_serving(programs, tool, arguments, message):
+    async with Client(stdio(programs)) as client:
+        result = await client.call_tool(tool, arguments)
+        assert result.is_error
+        assert message in text(result)
+        assert text(await client.call_tool("run_echo", {"message": "still here"})) == "still here"
+
+
+async def test_a_process_of_another_program_is_refused(programs: Path):
+    async with Client(stdio(programs)) as client:
+        first = await client.call_tool("run_echo", {"message": "hi"})
+        pid = first.structured_content["process_id"]
+        result = await client.call_tool("run_team_counter", {"message": "x", "process_id": pid})
+        assert result.is_error and f"process '{pid}' runs program 'echo'; call run_echo" in text(result)
+
+
+async def test_progress_is_reported_and_cancelling_keeps_the_history(programs: Path):
+    updates: list[tuple[float, str | None]] = []
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        updates.append((done, message))
+
+    async with Client(stdio(programs)) as client:
+        with anyio.move_on_after(8) as scope:  # the second model turn sleeps in an MCP tool for 30 s
+            await client.call_tool("run_sleeper", {"message": "go"}, progress_callback=progress)
+        assert scope.cancelled_caught
+        messages = [m for _, m in updates]
+        assert "calling tool toolbox__echo" in messages
+        assert any(m and m.startswith("model turn 1 done (") for m in messages)
+        assert "calling tool toolbox__sleep" in messages
+        listing = (await client.call_tool("list_processes", {})).structured_content
+        (process,) = listing["processes"]
+        assert process["messages"] == 0 and process["turns"] == 0  # the cancelled run left nothing behind
+
+
+# -- HTTP ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def http_server(programs: Path) -> Iterator[str]:
+    yield from start_http(programs, "streamable-http")
+
+
+@pytest.fixture
+def sse_server(programs: Path) -> Iterator[str]:
+    yield from start_http(programs, "sse")
+
+
+async def test_http_sessions_own_their_processes(http_server: str):
+    async with Client(http_server, mode="legacy") as alice, Client(http_server, mode="legacy") as bob:
+        first = await alice.call_tool("run_team_counter", {"message": "c"})
+        assert text(await alice.call_tool("run_team_counter", {"message": "c"})) == "two"
+        pid = first.structured_content["process_id"]
+        stolen = await bob.call_tool("run_team_counter", {"message": "c", "process_id": pid})
+        assert stolen.is_error and text(stolen).endswith(f"unknown process '{pid}'")
+        assert text(await bob.call_tool("run_team_counter", {"message": "c"})) == "one"  # bob's own default
+        assert (await bob.call_tool("list_processes", {})).structured_content["processes"][0][
+            "process_id"
+        ] != pid
+
+
+async def test_http_without_sessions_continues_by_process_id(http_server: str):
+    async with Client(http_server) as client:  # the 2026-07-28 protocol: no HTTP session
+        assert client.protocol_version == "2026-07-28"
+        first = await client.call_tool("run_team_counter", {"message": "c"})
+        again = await client.call_tool("run_team_counter", {"message": "c"})
+        assert (text(first), text(again)) == ("one", "one")  # each call without process_id is new
+        pid = first.structured_content["process_id"]
+        assert text(await client.call_tool("run_team_counter", {"message": "c", "process_id": pid})) == "two"
+
+
+async def test_sse_connections_own_their_processes(sse_server: str):
+    async with Client(sse_client(sse_server)) as alice, Client(sse_client(sse_server)) as bob:
+        first = await alice.call_tool("run_team_counter", {"message": "c"})
+        assert text(await alice.call_tool("run_team_counter", {"message": "c"})) == "two"
+        pid = first.structured_content["process_id"]
+        stolen = await bob.call_tool("run_team_counter", {"message": "c", "process_id": pid})
+        assert stolen.is_error
+
+
+async def test_bearer_token_and_host_checks(programs: Path):
+    for url in start_http(programs, "streamable-http", "--auth-token", "s3cret"):
+        async with httpx2.AsyncClient() as http:
+            body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+            refused = await http.post(
+                url, json=body, headers={"accept": "application/json, text/event-stream"}
+            )
+            assert refused.status_code == 401
+            assert "s3cret" not in refused.text
+            wrong = await http.post(url, json=body, headers={"authorization": "Bearer nope"})
+            assert wrong.status_code == 401
+            rebinding = await http.post(
+                url, json=body, headers={"authorization": "Bearer s3cret", "host": "evil.example:80"}
+            )
+            assert rebinding.status_code == 421
+        authorized = httpx2.AsyncClient(headers={"authorization": "Bearer s3cret"})
+        async with authorized, Client(streamable_http_client(url, http_client=authorized)) as client:
+            assert text(await client.call_tool("run_echo", {"message": "let me in"})) == "let me in"
+
+
+async def test_a_provider_program_over_the_server(tmp_path: Path, anthropic_env):
+    from fake_provider import Fault, Turn
+
+    fake = anthropic_env
+    (tmp_path / "claude.toml").write_text(
+        '[model]\nname = "claude-haiku-4-5"\nprovider = "anthropic"\nmax_retries = 0\n'
+        '[prompt]\nsystem_prompt = "Be brief."\n'
+    )
+    fake.push(Turn(text="Hello from the fake Claude."))
+    env = {"ANTHROPIC_API_KEY": fake.api_key, "ANTHROPIC_BASE_URL": fake.url}
+    params = stdio(tmp_path)
+    params.env = env
+    async with Client(params) as client:
+        result = await client.call_tool("run_claude", {"message": "Hi"})
+        assert text(result) == "Hello from the fake Claude."
+        assert result.structured_content["cost_usd"] > 0
+        fake.push(Fault(status=401, error_type="authentication_error", message="bad key"))
+        failed = await client.call_tool("run_claude", {"message": "again"})
+        assert failed.is_error and "bad key" in text(failed)
+        assert fake.api_key not in text(failed)
