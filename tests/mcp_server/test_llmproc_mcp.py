@@ -329,3 +329,48 @@ async def test_a_provider_program_over_the_server(tmp_path: Path, anthropic_env)
         failed = await client.call_tool("run_claude", {"message": "again"})
         assert failed.is_error and "bad key" in text(failed)
         assert fake.api_key not in text(failed)
+
+
+# -- what ships for hosts and clients --------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_claude_desktop_config_runs_llmproc_mcp_on_the_programs(tmp_path: Path):
+    config = json.loads((ROOT / "claude_desktop_config.json").read_text())
+    entry = config["mcpServers"]["llmproc"]
+    assert entry["command"] == "llmproc-mcp"
+    assert entry["args"][0] == "--programs" and entry["args"][1].endswith("/programs")
+    assert {"ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"} <= set(entry["env"])
+    # the same file is a valid [mcp] config_path for llmproc programs, which read this format
+    (tmp_path / "p.toml").write_text(
+        SCRIPTED + f'[mcp]\nconfig_path = "{ROOT / "claude_desktop_config.json"}"\n'
+    )
+    from llmproc import LLMProgram
+
+    assert LLMProgram.from_toml(tmp_path / "p.toml").mcp_servers["llmproc"].command == "llmproc-mcp"
+
+
+def test_stdio_client_example_runs():
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "client_examples" / "stdio_client.py")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "run_scripted" in lines[0] and "list_processes" in lines[0]
+    assert lines[1] == "reply: Hello! I am a scripted model: my replies come from programs/scripted.toml."
+    assert lines[4].startswith("process: ")
+
+
+def test_http_client_example_runs_with_a_token():
+    for url in start_http(ROOT / "programs", "streamable-http", "--auth-token", "t0ken"):
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "client_examples" / "http_client.py"), url],
+            capture_output=True, text=True, timeout=120, env={**os.environ, "LLMPROC_MCP_TOKEN": "t0ken"},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert lines[0] == "protocol: 2026-07-28"
+        assert lines[1].startswith("reply: Hello! I am a scripted model")
+        assert "scripted" in lines[3]
