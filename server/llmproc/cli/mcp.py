@@ -48,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-processes", type=int, default=100, metavar="N", help="live processes one client may keep"
     )
+    parser.add_argument(
+        "--max-depth",
+        type=int,
+        default=4,
+        metavar="N",
+        help="refuse to start when nested deeper than N llmproc-mcp servers (stops cycles)",
+    )
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
@@ -84,7 +91,16 @@ async def serve(args: argparse.Namespace) -> int:
     from ..mcp_server.app import LLMProcServer
     from ..mcp_server.catalog import Catalog, CatalogError
     from ..mcp_server.handles import ProcessTable
+    from ..tools.mcp import DEPTH_VARIABLE, composition_depth
 
+    depth = composition_depth()
+    if depth > args.max_depth:
+        print(
+            f"llmproc-mcp: error: this server is nested {depth} llmproc-mcp servers deep ({DEPTH_VARIABLE}), "
+            f"more than --max-depth {args.max_depth}; does a program start the server that runs it?",
+            file=sys.stderr,
+        )
+        return 3
     try:
         catalog = Catalog.load(args.programs)
     except CatalogError as err:

@@ -32,7 +32,6 @@ from .mcp_config import McpServerSpec, ToolChoice, access_from_annotations
 
 if TYPE_CHECKING:
     import mcp_types
-
     from mcp import Client
 
 log = logging.getLogger("llmproc.mcp")
@@ -40,6 +39,18 @@ log = logging.getLogger("llmproc.mcp")
 START_TIMEOUT = 60.0
 """Seconds a server may take from launch to answering the handshake."""
 _STOP_TIMEOUT = 5.0
+DEPTH_VARIABLE = "LLMPROC_MCP_DEPTH"
+"""Set for every stdio server we start: how deeply llmproc-mcp servers are nested, to stop cycles."""
+
+
+def composition_depth() -> int:
+    """How many llmproc-mcp servers this process is nested in (0 when started by a person)."""
+    try:
+        return max(0, int(os.environ.get(DEPTH_VARIABLE, "0")))
+    except ValueError:
+        return 0
+
+
 _NAME_LIMIT = 64  # the strictest provider limit on tool names
 
 
@@ -183,9 +194,8 @@ class McpConnection:
             from mcp.client.stdio import StdioServerParameters, stdio_client
 
             assert stderr is not None
-            params = StdioServerParameters(
-                command=spec.command, args=list(spec.args), env=dict(spec.env), cwd=spec.cwd
-            )
+            env = {**dict(spec.env), DEPTH_VARIABLE: str(composition_depth() + 1)}
+            params = StdioServerParameters(command=spec.command, args=list(spec.args), env=env, cwd=spec.cwd)
             return stdio_client(params, errlog=stderr.writer)
         from mcp.shared._httpx_utils import create_mcp_http_client
 
@@ -340,9 +350,8 @@ class McpToolset:
         return self._specs
 
     async def call(self, name: str, arguments: dict[str, Any]) -> ToolOutcome:
-        from mcp_types import CONNECTION_CLOSED
-
         from mcp import MCPError
+        from mcp_types import CONNECTION_CLOSED
 
         real = self._real_names[name]
         where = f"MCP server '{self.server}'"

@@ -1,0 +1,59 @@
+"""Two llmproc-mcp servers composed: a program whose MCP server is another llmproc-mcp, and the
+depth limit that stops a server that ends up starting itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fake_provider import ScriptedToolCall, Turn
+from llmproc import LLMProcess, McpServerError
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = str(Path(sys.executable).parent)
+
+
+def system_text(body: dict[str, Any]) -> str:
+    system = body.get("system") or ""
+    return system if isinstance(system, str) else "".join(b.get("text", "") for b in system)
+
+
+async def test_front_desk_asks_an_expert_on_a_second_server(anthropic_env, monkeypatch):
+    fake = anthropic_env
+    monkeypatch.setenv("PATH", BIN + os.pathsep + os.environ["PATH"])  # where pip put llmproc-mcp
+    fake.responder = lambda view, body: (
+        Turn(text="Processes fork and spawn / one protocol joins them all / the kernel keeps time")
+        if "You are a poet." in system_text(body)
+        else None
+    )
+    fake.push(Turn(tool_calls=(ScriptedToolCall("run_poet", {"message": "A haiku about processes."}),)))
+    async with LLMProcess.from_toml(ROOT / "programs" / "composition" / "front_desk.toml") as process:
+        assert {s.name for s in await process.tool_specs()} == {"run_poet", "run_calculator"}
+        result = await process.run("Write a haiku about processes.")
+    (call,) = result.tool_calls
+    assert call.result.startswith("Processes fork and spawn")
+    assert result.text.startswith("done: Processes fork and spawn")
+    poet_request = next(r for r in fake.requests if "You are a poet." in system_text(r.body))
+    assert poet_request.headers["authorization"] == f"Bearer {fake.api_key}"  # the key was handed on
+
+
+async def test_a_server_that_starts_itself_is_stopped_by_the_depth_limit(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", BIN + os.pathsep + os.environ["PATH"])
+    (tmp_path / "loop.toml").write_text(
+        '[model]\nname = "s"\nprovider = "scripted"\n'
+        f"[mcp.servers.self]\ncommand = {json.dumps(sys.executable)}\n"
+        f'args = ["-m", "llmproc.cli.mcp", "--programs", {json.dumps(str(tmp_path))}, "--max-depth", "0"]\n'
+    )
+    process = LLMProcess.from_toml(tmp_path / "loop.toml")
+    with pytest.raises(McpServerError) as caught:
+        await process.tool_specs()
+    assert (
+        "this server is nested 1 llmproc-mcp servers deep (LLMPROC_MCP_DEPTH), more than --max-depth 0"
+        in str(caught.value)
+    )
+    await process.aclose()
