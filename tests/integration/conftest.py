@@ -16,7 +16,7 @@ NODE_DIR = Path(__file__).parent / "node"
 def node_package_bin(package: str, script: str) -> Path:
     """The installed script of an npm package, running `npm ci` first if it is missing."""
     target = NODE_DIR / "node_modules" / package / script
-    if not target.exists():
+    if not target.exists() or not _installed_as_locked():
         npm = shutil.which("npm")
         if npm is None:
             pytest.fail("the integration tests need Node.js and npm (https://nodejs.org)")
@@ -26,6 +26,36 @@ def node_package_bin(package: str, script: str) -> Path:
         if done.returncode != 0:
             pytest.fail(f"npm ci in {NODE_DIR} failed:\n{done.stderr[-2000:]}")
     return target
+
+
+def _installed_as_locked() -> bool:
+    """Every package of package.json is in node_modules (npm ci has run since it changed)."""
+    import json
+
+    wanted = json.loads((NODE_DIR / "package.json").read_text())["dependencies"]
+    return all((NODE_DIR / "node_modules" / name / "package.json").exists() for name in wanted)
+
+
+@pytest.fixture(scope="session")
+def node() -> str:
+    found = shutil.which("node")
+    if found is None:
+        pytest.fail("the integration tests need Node.js (https://nodejs.org)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def inspector_cli(node: str) -> list[str]:
+    """The MCP Inspector's command-line mode."""
+    node_package_bin("@modelcontextprotocol/inspector", "package.json")
+    return [str(NODE_DIR / "node_modules" / ".bin" / "mcp-inspector"), "--cli"]
+
+
+@pytest.fixture(scope="session")
+def ts_client(node: str) -> list[str]:
+    """tests/integration/node/ts_client.mjs, a client on the official TypeScript SDK."""
+    node_package_bin("@modelcontextprotocol/sdk", "package.json")
+    return [node, str(NODE_DIR / "ts_client.mjs")]
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -17,9 +15,9 @@ from typing import Any
 import pytest
 
 from fake_provider import ScriptedToolCall, Turn
+from http_servers import TOOLBOX, free_port, serve_toolbox
 from llmproc import LLMProcess, LLMProgram, McpServerError, ProgramError
 
-TOOLBOX = Path(__file__).resolve().parents[1] / "mcp_servers" / "toolbox.py"
 MODEL = '[model]\nname = "claude-haiku-4-5"\nprovider = "anthropic"\nmax_retries = 0\n'
 STDIO = (
     f"[mcp.servers.toolbox]\ncommand = {json.dumps(sys.executable)}\nargs = [{json.dumps(str(TOOLBOX))}]\n"
@@ -48,34 +46,6 @@ async def wait_gone(pid: int, timeout: float = 10.0) -> bool:
             return True
         await asyncio.sleep(0.05)
     return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve_toolbox(transport: str) -> Iterator[str]:
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, str(TOOLBOX), transport, str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        path = "/mcp" if transport == "streamable-http" else "/sse"
-        yield f"http://127.0.0.1:{port}{path}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.fixture

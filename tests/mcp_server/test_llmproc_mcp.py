@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,9 +20,9 @@ from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
+from http_servers import TOOLBOX, serve_llmproc
 from llmproc.mcp_server.catalog import Catalog, CatalogError
 
-TOOLBOX = Path(__file__).resolve().parents[1] / "mcp_servers" / "toolbox.py"
 SCRIPTED = '[model]\nname = "s"\nprovider = "scripted"\n'
 
 
@@ -59,36 +57,6 @@ def stdio(programs: Path, *extra: str) -> StdioServerParameters:
     return StdioServerParameters(
         command=sys.executable, args=["-m", "llmproc.cli.mcp", "--programs", str(programs), *extra]
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_http(
-    programs: Path, transport: str, *extra: str, env: dict[str, str] | None = None
-) -> Iterator[str]:
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "llmproc.cli.mcp", "--programs", str(programs), "--transport", transport,
-         "--port", str(port), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}" + ("/mcp" if transport == "streamable-http" else "/sse")
-    finally:
-        server.terminate()
-        server.communicate(timeout=10)  # reaps it and closes its pipes
 
 
 def text(result: Any) -> str:
@@ -249,12 +217,12 @@ async def test_progress_is_reported_and_cancelling_keeps_the_history(programs: P
 
 @pytest.fixture
 def http_server(programs: Path) -> Iterator[str]:
-    yield from start_http(programs, "streamable-http")
+    yield from serve_llmproc(programs, "streamable-http")
 
 
 @pytest.fixture
 def sse_server(programs: Path) -> Iterator[str]:
-    yield from start_http(programs, "sse")
+    yield from serve_llmproc(programs, "sse")
 
 
 async def test_http_sessions_own_their_processes(http_server: str):
@@ -290,7 +258,7 @@ async def test_sse_connections_own_their_processes(sse_server: str):
 
 
 async def test_bearer_token_and_host_checks(programs: Path):
-    for url in start_http(programs, "streamable-http", "--auth-token", "s3cret"):
+    for url in serve_llmproc(programs, "streamable-http", "--auth-token", "s3cret"):
         async with httpx2.AsyncClient() as http:
             body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
             refused = await http.post(
@@ -364,7 +332,7 @@ def test_stdio_client_example_runs():
 
 
 def test_http_client_example_runs_with_a_token():
-    for url in start_http(ROOT / "programs", "streamable-http", "--auth-token", "t0ken"):
+    for url in serve_llmproc(ROOT / "programs", "streamable-http", "--auth-token", "t0ken"):
         done = subprocess.run(
             [sys.executable, str(ROOT / "client_examples" / "http_client.py"), url],
             capture_output=True, text=True, timeout=120, env={**os.environ, "LLMPROC_MCP_TOKEN": "t0ken"},
