@@ -342,3 +342,33 @@ def test_http_client_example_runs_with_a_token():
         assert lines[0] == "protocol: 2026-07-28"
         assert lines[1].startswith("reply: Hello! I am a scripted model")
         assert "scripted" in lines[3]
+
+
+# -- reloading -------------------------------------------------------------------------------------
+
+
+async def test_changed_programs_are_reloaded_and_clients_told(programs: Path):
+    legacy_heard = anyio.Event()
+
+    async def legacy_message(message: Any) -> None:
+        root = getattr(message, "root", message)
+        if getattr(root, "method", None) == "notifications/tools/list_changed":
+            legacy_heard.set()
+
+    fast = ("--reload-interval", "0.2")
+    legacy_client = Client(stdio(programs, *fast), mode="legacy", message_handler=legacy_message)
+    async with Client(stdio(programs, *fast)) as modern, legacy_client as legacy:
+        await legacy.call_tool("run_echo", {"message": "hi"})  # the server learns this client's session
+        async with modern.listen(tools_list_changed=True) as subscription:
+            (programs / "added.toml").write_text(SCRIPTED + '[server]\ndescription = "New here."\n')
+            (programs / "echo.toml").unlink()
+            with anyio.fail_after(20):
+                async for _event in subscription:
+                    break
+        names = {t.name for t in (await modern.list_tools()).tools}
+        assert "run_added" in names and "run_echo" not in names
+        with anyio.fail_after(20):
+            await legacy_heard.wait()
+        assert "run_added" in {t.name for t in (await legacy.list_tools()).tools}
+        result = await modern.call_tool("run_added", {"message": "works"})
+        assert text(result) == "works"

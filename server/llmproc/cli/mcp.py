@@ -17,6 +17,8 @@ import os
 import sys
 from typing import Any
 
+import anyio
+
 TOKEN_VARIABLE = "LLMPROC_MCP_TOKEN"
 
 
@@ -47,6 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-processes", type=int, default=100, metavar="N", help="live processes one client may keep"
+    )
+    parser.add_argument(
+        "--reload-interval",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how often to look for changed program files (0: never); changes are published at once",
     )
     parser.add_argument(
         "--max-depth",
@@ -111,13 +120,28 @@ async def serve(args: argparse.Namespace) -> int:
     table = ProcessTable(max_per_caller=args.max_processes, idle_seconds=args.idle_timeout)
     server = LLMProcServer(catalog, transport=args.transport, table=table)
     try:
-        if args.transport == "stdio":
-            await server.mcp.run_stdio_async()
-        else:
-            await _serve_http(server, args)
+        async with anyio.create_task_group() as tasks:
+            if args.reload_interval > 0:
+                tasks.start_soon(_watch, server, args.reload_interval)
+            if args.transport == "stdio":
+                await server.mcp.run_stdio_async()
+            else:
+                await _serve_http(server, args)
+            tasks.cancel_scope.cancel()
     finally:
         await server.aclose()
     return 0
+
+
+async def _watch(server: Any, interval: float) -> None:
+    """Reload the programs when their files change (polling: no extra dependency, any platform)."""
+    stamps = server.catalog.files()
+    while True:
+        await anyio.sleep(interval)
+        now = server.catalog.files()
+        if now != stamps:
+            stamps = now
+            await server.reload()
 
 
 async def _serve_http(server: Any, args: argparse.Namespace) -> None:

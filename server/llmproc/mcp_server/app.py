@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError as McpToolError
+from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp.shared.subscriptions import ToolsListChanged
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
@@ -23,7 +25,7 @@ from .. import __version__
 from ..errors import LLMProcError
 from ..events import RunEvent, ToolCallStarted, TurnFinished
 from ..result import RunResult
-from .catalog import Catalog, PublishedProgram
+from .catalog import Catalog, CatalogError, PublishedProgram
 from .handles import Handle, Owner, ProcessTable
 
 log = logging.getLogger("llmproc.mcp_server")
@@ -104,19 +106,14 @@ class LLMProcServer:
         self.catalog = catalog
         self.transport = transport
         self.table = table or ProcessTable()
+        self._bus = InMemorySubscriptionBus()
+        self._legacy_sessions: dict[str, Any] = {}  # caller -> the latest session, for list_changed
         self.mcp = self._build()
 
     def _build(self) -> Any:
-        app = MCPServer("llmproc", version=__version__, instructions=INSTRUCTIONS)
-        talks = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
-        for published in self.catalog.programs.values():
-            app.add_tool(
-                self._run_tool(published),
-                name=published.tool_name,
-                description=published.description,
-                annotations=talks,
-            )
-        app.add_tool(self._spawn_tool(), name="spawn", description=_SPAWN, annotations=talks)
+        app = MCPServer("llmproc", version=__version__, instructions=INSTRUCTIONS, subscriptions=self._bus)
+        self._publish_programs(app)
+        app.add_tool(self._spawn_tool(), name="spawn", description=_SPAWN, annotations=_TALKS)
         app.add_tool(self._reset_tool(), name="reset", description=_RESET)
         app.add_tool(self._fork_tool(), name="fork", description=_FORK)
         app.add_tool(
@@ -126,6 +123,46 @@ class LLMProcServer:
             annotations=ToolAnnotations(read_only_hint=True),
         )
         return app
+
+    def _publish_programs(self, app: Any) -> None:
+        for published in self.catalog.programs.values():
+            app.add_tool(
+                self._run_tool(published),
+                name=published.tool_name,
+                description=published.description,
+                annotations=_TALKS,
+            )
+
+    async def reload(self) -> bool:
+        """Load the programs directory again and publish what changed; tell clients if anything did.
+
+        Processes already running keep the program version they started with.
+        """
+        try:
+            catalog = Catalog.load(self.catalog.root)
+        except CatalogError as err:
+            log.error("programs not reloaded: %s", err)
+            return False
+        if catalog.signature() == self.catalog.signature():
+            self.catalog = catalog
+            return False
+        for published in self.catalog.programs.values():
+            self.mcp.remove_tool(published.tool_name)
+        self.catalog = catalog
+        self._publish_programs(self.mcp)
+        log.info("programs reloaded: %s", ", ".join(sorted(catalog.programs)) or "none")
+        await self._bus.publish(ToolsListChanged())
+        for caller, session in list(self._legacy_sessions.items()):
+            try:
+                await session.send_tool_list_changed()
+            except Exception:  # the client has gone
+                self._legacy_sessions.pop(caller, None)
+        return True
+
+    def _seen(self, ctx: Any, owner: Owner) -> None:
+        """Remember a handshake-era client's session, which is how it hears that tools changed."""
+        if owner is not None and not ctx.protocol_version.startswith("2026"):
+            self._legacy_sessions[owner] = ctx.session
 
     # -- tools ---------------------------------------------------------------------------------
 
@@ -140,6 +177,7 @@ class LLMProcServer:
             ] = None,
         ) -> Annotated[CallToolResult, RunOutput]:
             owner = caller_of(ctx, server.transport)
+            server._seen(ctx, owner)
             await server._evict_idle()
             if process_id:
                 handle = server._get(process_id, owner)
@@ -182,6 +220,7 @@ class LLMProcServer:
             ] = None,
         ) -> str:
             owner = caller_of(ctx, server.transport)
+            server._seen(ctx, owner)
             if process_id:
                 handles = [server._get(process_id, owner)]
             elif program:
@@ -207,6 +246,7 @@ class LLMProcServer:
             process_id: Annotated[str, Field(description="The process to copy.")], ctx: Context
         ) -> ForkOutput:
             owner = caller_of(ctx, server.transport)
+            server._seen(ctx, owner)
             parent = server._get(process_id, owner)
             published = server._published(parent.program)
             child = server._create(parent.program, published.program, owner, process=parent.process.fork())
@@ -221,6 +261,7 @@ class LLMProcServer:
         async def list_processes(ctx: Context) -> ProcessList:
             await server._evict_idle()
             owner = caller_of(ctx, server.transport)
+            server._seen(ctx, owner)
             return ProcessList(
                 processes=[ProcessInfo.model_validate(h.describe()) for h in server.table.owned_by(owner)],
                 programs=sorted(server.catalog.programs),
@@ -306,6 +347,8 @@ def _result(handle: Handle, result: RunResult | None, text: str) -> Any:
         content=[TextContent(type="text", text=shown)], structured_content=output.model_dump(mode="json")
     )
 
+
+_TALKS = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
 
 _SPAWN = (
     "Start a new, separate process of a published program and return its process_id; with a "

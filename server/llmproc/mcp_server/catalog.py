@@ -72,6 +72,22 @@ class Catalog:
         catalog._scan()
         return catalog
 
+    def signature(self) -> dict[str, tuple[str, str]]:
+        """What clients see of the catalog: tool names with their descriptions and files."""
+        return {p.tool_name: (p.description, p.path.read_text(encoding="utf-8", errors="replace"))
+                for p in self.programs.values() if p.path.exists()}  # fmt: skip
+
+    def files(self) -> dict[str, tuple[int, int]]:
+        """Modification time and size of every program file, to notice edits cheaply."""
+        stamps = {}
+        for path in self.root.rglob("*.toml"):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            stamps[str(path)] = (stat.st_mtime_ns, stat.st_size)
+        return stamps
+
     def _scan(self) -> None:
         if not self.root.is_dir():
             raise CatalogError(f"programs directory '{self.root}' not found")
