@@ -67,6 +67,7 @@ def _example_arguments(schema: dict[str, Any]) -> dict[str, Any]:
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024  # benchmarks open hundreds of connections at once
     block_on_close = False  # never wait for handlers on keep-alive connections when stopping
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -125,13 +125,22 @@ class LLMProcServer:
         return app
 
     def _publish_programs(self, app: Any) -> None:
+        """One run_<name> tool per program. Every run tool has the same signature, so the SDK's
+        schema and validation models are built once and shared: start-up stays fast with
+        many programs."""
+        template = None
         for published in self.catalog.programs.values():
-            app.add_tool(
-                self._run_tool(published),
-                name=published.tool_name,
-                description=published.description,
-                annotations=_TALKS,
-            )
+            run = self._run_tool(published)
+            if template is None:
+                app.add_tool(
+                    run, name=published.tool_name, description=published.description, annotations=_TALKS
+                )
+                template = app._tool_manager.get_tool(published.tool_name)
+            else:
+                tool = template.model_copy(
+                    update={"fn": run, "name": published.tool_name, "description": published.description}
+                )
+                app._tool_manager._tools[published.tool_name] = tool
 
     async def reload(self) -> bool:
         """Load the programs directory again and publish what changed; tell clients if anything did.
