@@ -13,7 +13,9 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-ProviderName = Literal["anthropic", "anthropic_vertex", "openai", "gemini", "gemini_vertex", "scripted"]
+ProviderName = Literal[
+    "anthropic", "anthropic_vertex", "openai", "gemini", "gemini_vertex", "mcp_sampling", "scripted"
+]
 BuiltinToolName = Literal[
     "spawn", "fork", "goto", "read_file", "list_dir", "calculator", "read_fd", "fd_to_file"
 ]

@@ -372,3 +372,75 @@ async def test_changed_programs_are_reloaded_and_clients_told(programs: Path):
         assert "run_added" in {t.name for t in (await legacy.list_tools()).tools}
         result = await modern.call_tool("run_added", {"message": "works"})
         assert text(result) == "works"
+
+
+# -- the host's own model --------------------------------------------------------------------------
+
+
+async def test_mcp_sampling_asks_the_client_with_tools(tmp_path: Path):
+    import mcp_types as types
+
+    (tmp_path / "host_model.toml").write_text((ROOT / "programs" / "host_model.toml").read_text())
+    seen: list[types.CreateMessageRequestParams] = []
+
+    async def sample(context: Any, params: types.CreateMessageRequestParams) -> Any:
+        seen.append(params)
+        last = params.messages[-1].content
+        blocks = last if isinstance(last, list) else [last]
+        if any(b.type == "tool_result" for b in blocks):
+            result_text = next(b for b in blocks if b.type == "tool_result").content[0].text
+            return types.CreateMessageResult(
+                role="assistant", content=types.TextContent(type="text", text=f"It is {result_text}."),
+                model="host-model", stop_reason="endTurn",
+            )  # fmt: skip
+        return types.CreateMessageResultWithTools(
+            role="assistant",
+            content=[
+                types.ToolUseContent(type="tool_use", id="t1", name="calculator", input={"expression": "6*7"})
+            ],
+            model="host-model",
+            stop_reason="toolUse",
+        )
+
+    client = Client(
+        stdio(tmp_path), mode="legacy", sampling_callback=sample,
+        sampling_capabilities=types.SamplingCapability(tools=types.SamplingToolsCapability()),
+    )  # fmt: skip
+    async with client:
+        result = await client.call_tool("run_host_model", {"message": "What is 6 times 7?"})
+    assert not result.is_error, text(result)
+    assert text(result) == "It is 42."
+    assert result.structured_content["cost_usd"] is None  # the host's model reports no usage
+    assert result.structured_content["tool_calls"][0]["result"] == "42"
+    first = seen[0]
+    assert first.system_prompt.startswith("You are a concise assistant.")
+    assert [t.name for t in first.tools] == ["calculator"]
+    assert first.model_preferences.hints[0].name == "claude-sonnet-4-6"
+    assert first.max_tokens == 1024
+
+
+async def test_mcp_sampling_without_sampling_is_a_clear_error(tmp_path: Path):
+    (tmp_path / "host_model.toml").write_text((ROOT / "programs" / "host_model.toml").read_text())
+    async with Client(stdio(tmp_path), mode="legacy") as client:
+        result = await client.call_tool("run_host_model", {"message": "hi"})
+    assert result.is_error
+    assert "the MCP client did not offer sampling, which provider 'mcp_sampling' needs" in text(result)
+
+    async def sample(context: Any, params: Any) -> Any:
+        raise AssertionError("never asked on a 2026-07-28 connection")
+
+    async with Client(stdio(tmp_path), sampling_callback=sample) as modern:
+        result = await modern.call_tool("run_host_model", {"message": "hi"})
+    assert result.is_error
+    assert "this client connected with MCP 2026-07-28, which has no request channel back to it" in text(
+        result
+    )
+
+
+def test_mcp_sampling_outside_the_server_is_a_clear_error(tmp_path: Path):
+    from llmproc import LLMProcess, ProviderError
+
+    process = LLMProcess.from_toml(ROOT / "programs" / "host_model.toml")
+    with pytest.raises(ProviderError, match="runs only inside llmproc-mcp"):
+        process.run("hi")
+    assert process.messages == ()

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from .. import __version__
 from ..errors import LLMProcError
 from ..events import RunEvent, ToolCallStarted, TurnFinished
+from ..providers.mcp_sampling import SamplingHost, sampling_host
 from ..result import RunResult
 from .catalog import Catalog, CatalogError, PublishedProgram
 from .handles import Handle, Owner, ProcessTable
@@ -320,10 +321,12 @@ class LLMProcServer:
             step += 1
             await ctx.report_progress(step, None, text)
 
+        host = sampling_host.set(SamplingHost(ctx.session, ctx.request_id))  # for mcp_sampling programs
         try:
             with _as_tool_errors():  # provider failures, MCP servers that can not start, budgets
                 result = await handle.process.run(message, on_event=report)
         finally:
+            sampling_host.reset(host)
             handle.last_used = _now()
         handle.turns += 1
         return _result(handle, result, result.text)

@@ -18,6 +18,7 @@ _MODULES = {
     "anthropic_vertex": "anthropic",
     "gemini": "gemini",
     "gemini_vertex": "gemini",
+    "mcp_sampling": "mcp_sampling",
     "openai": "openai",
     "scripted": "scripted",
 }

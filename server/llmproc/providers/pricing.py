@@ -82,6 +82,7 @@ PRICES.update(
 )
 
 FREE_PROVIDERS = frozenset({"scripted"})
+UNMETERED_PROVIDERS = frozenset({"mcp_sampling"})  # the MCP host's model: it reports no usage
 
 
 def price_from_config(pricing: PricingConfig | None) -> Price | None:
@@ -109,6 +110,8 @@ def cost_usd(provider: str, model: str, usage: Usage, override: Price | None = N
     """What `usage` costs in USD, or None when the model's price is unknown."""
     if provider in FREE_PROVIDERS:
         return 0.0
+    if provider in UNMETERED_PROVIDERS:
+        return None
     price = override or price_for(model)
     if price is None:
         return None
