@@ -1,6 +1,6 @@
 """The fake Anthropic server and our requests match recorded real API traffic.
 
-The recordings (../shared/wire-samples/anthropic, from pydantic-ai's test suite) are
+The recordings (tests/wire/recordings/anthropic, from pydantic-ai's test suite) are
 the ground truth: the fake must answer in the same shapes, accept the requests the
 real API accepted, and our provider must build requests of the same shape.
 """
@@ -23,15 +23,13 @@ from llmproc.providers.anthropic import AnthropicProvider
 from llmproc.providers.base import ProviderRequest
 from llmproc.tools.base import ToolSpec
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "wire-samples" / "anthropic"
-if not SAMPLES.exists():  # a clone beside shared/, or the monorepo layout
-    SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "wire-samples" / "anthropic"
+SAMPLES = Path(__file__).resolve().parent / "recordings" / "anthropic"
 
 
 def interactions(name: str) -> list[dict[str, Any]]:
     path = SAMPLES / name
     if not path.exists():
-        pytest.fail(f"recorded traffic {path} is missing; it is part of the project's shared/ folder")
+        pytest.fail(f"recorded traffic {path} is missing; it belongs in tests/wire/recordings/")
     return yaml.safe_load(path.read_text())["interactions"]
 
 

@@ -11,7 +11,7 @@ import yaml
 from fake_provider import FakeProviderServer, ScriptedToolCall, Turn, TurnUsage, gemini_api
 from llmproc import LLMProcess, LLMProgram
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "wire-samples" / "gemini"
+SAMPLES = Path(__file__).resolve().parent / "recordings" / "gemini"
 PROGRAM = (
     '[model]\nname = "gemini-2.5-flash"\nprovider = "gemini"\nmax_retries = 0\n'
     '[prompt]\nsystem_prompt = "Be brief."\n'
@@ -86,7 +86,7 @@ async def test_thinking_tokens_are_billed_as_output(gemini_env, write_program):
 def recorded(name: str) -> list[dict]:
     path = SAMPLES / name
     if not path.exists():
-        pytest.fail(f"recorded traffic {path} is missing; it is part of the project's shared/ folder")
+        pytest.fail(f"recorded traffic {path} is missing; it belongs in tests/wire/recordings/")
     return yaml.safe_load(path.read_text())["interactions"]
 
 

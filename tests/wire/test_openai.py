@@ -16,7 +16,7 @@ from llmproc.providers.base import ProviderRequest
 from llmproc.providers.openai import OpenAIChatProvider
 from llmproc.tools.base import ToolSpec
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "wire-samples" / "openai-chat"
+SAMPLES = Path(__file__).resolve().parent / "recordings" / "openai-chat"
 
 
 def capital(country: str) -> str:
@@ -116,7 +116,7 @@ async def test_cached_and_reasoning_tokens_are_counted(openai_env, write_program
 def recorded(name: str) -> list[dict]:
     path = SAMPLES / name
     if not path.exists():
-        pytest.fail(f"recorded traffic {path} is missing; it is part of the project's shared/ folder")
+        pytest.fail(f"recorded traffic {path} is missing; it belongs in tests/wire/recordings/")
     return yaml.safe_load(path.read_text())["interactions"]
 
 

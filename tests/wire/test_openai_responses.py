@@ -17,7 +17,7 @@ from llmproc.providers.base import ProviderRequest
 from llmproc.providers.openai_responses import OpenAIResponsesProvider
 from llmproc.tools.base import ToolSpec
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "wire-samples" / "openai-responses"
+SAMPLES = Path(__file__).resolve().parent / "recordings" / "openai-responses"
 
 
 def capital(country: str) -> str:
@@ -220,7 +220,7 @@ def test_history_from_another_provider_converts_and_images_reach_tools():
     ]
 
 
-# -- recorded traffic (../shared/wire-samples/openai-responses) ----------------------------------
+# -- recorded traffic (tests/wire/recordings/openai-responses) -----------------------------------
 
 
 def recorded(name: str) -> list[dict]:
