@@ -444,3 +444,25 @@ def test_mcp_sampling_outside_the_server_is_a_clear_error(tmp_path: Path):
     with pytest.raises(ProviderError, match="runs only inside llmproc-mcp"):
         process.run("hi")
     assert process.messages == ()
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_log_records_of_a_run_reach_the_client(tmp_path: Path, mode: str):
+    (tmp_path / "tooled.toml").write_text(
+        SCRIPTED
+        + '[scripted]\nreplies = [{tool_calls = [{name = "toolbox__echo", arguments = {text = "a"}}]},'
+        + ' "done"]\n'
+        + f"[mcp.servers.toolbox]\ncommand = {json.dumps(sys.executable)}\n"
+        + f"args = [{json.dumps(str(TOOLBOX))}]\n"
+    )
+    records: list[tuple[str, Any]] = []
+
+    async def on_log(params: Any) -> None:
+        records.append((params.level, params.data))
+
+    async with Client(stdio(tmp_path), mode=mode, logging_callback=on_log, log_level="info") as client:
+        result = await client.call_tool("run_tooled", {"message": "go"})
+        assert text(result) == "done"
+    assert any(level == "info" and "MCP server 'toolbox' started" in str(data) for level, data in records), (
+        records
+    )

@@ -113,7 +113,10 @@ def test_misspelt_provider_suggests_the_provider(write_program):
 
 def test_unknown_provider_lists_the_choices(write_program):
     message = load_error(write_program, '[model]\nname = "x"\nprovider = "zzz"\n')
-    assert "expected one of: anthropic, anthropic_vertex, openai, gemini, gemini_vertex, mcp_sampling, scripted" in message
+    assert (
+        "expected one of: anthropic, anthropic_vertex, openai, gemini, gemini_vertex, mcp_sampling, scripted"
+        in message
+    )
 
 
 def test_missing_model_section_is_named(write_program):

@@ -167,7 +167,11 @@ async def _serve_http(server: Any, args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=args.log_level, format="llmproc-mcp: %(name)s: %(message)s")
+    stderr = logging.StreamHandler(sys.stderr)  # never stdout: on stdio that is the protocol
+    stderr.setLevel(args.log_level)
+    stderr.setFormatter(logging.Formatter("llmproc-mcp: %(name)s: %(message)s"))
+    logging.basicConfig(handlers=[stderr], level=args.log_level)
+    logging.getLogger("llmproc").setLevel(min(logging.INFO, logging.getLevelName(args.log_level)))
     try:
         return asyncio.run(serve(args))
     except KeyboardInterrupt:

@@ -26,6 +26,7 @@ from ..errors import LLMProcError
 from ..events import RunEvent, ToolCallStarted, TurnFinished
 from ..providers.mcp_sampling import SamplingHost, sampling_host
 from ..result import RunResult
+from . import client_log
 from .catalog import Catalog, CatalogError, PublishedProgram
 from .handles import Handle, Owner, ProcessTable
 
@@ -109,6 +110,7 @@ class LLMProcServer:
         self.table = table or ProcessTable()
         self._bus = InMemorySubscriptionBus()
         self._legacy_sessions: dict[str, Any] = {}  # caller -> the latest session, for list_changed
+        client_log.install()
         self.mcp = self._build()
 
     def _build(self) -> Any:
@@ -322,10 +324,12 @@ class LLMProcServer:
             await ctx.report_progress(step, None, text)
 
         host = sampling_host.set(SamplingHost(ctx.session, ctx.request_id))  # for mcp_sampling programs
+        logs = client_log.current_client.set(ctx)  # the run's log records go to this client
         try:
             with _as_tool_errors():  # provider failures, MCP servers that can not start, budgets
                 result = await handle.process.run(message, on_event=report)
         finally:
+            client_log.current_client.reset(logs)
             sampling_host.reset(host)
             handle.last_used = _now()
         handle.turns += 1
