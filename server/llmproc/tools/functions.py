@@ -13,7 +13,6 @@ import json
 from collections.abc import Callable
 from typing import Any, get_type_hints
 
-import docstring_parser
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from ..errors import ToolError
@@ -54,6 +53,8 @@ class FunctionTool:
     def __init__(self, function: Callable[..., Any]) -> None:
         meta = getattr(function, _META, {})
         self.function = function
+        import docstring_parser  # only when a function becomes a tool: start-up stays fast
+
         doc = docstring_parser.parse(inspect.getdoc(function) or "")
         arg_docs = {p.arg_name: p.description or "" for p in doc.params}
         description = meta.get("description") or "\n\n".join(
