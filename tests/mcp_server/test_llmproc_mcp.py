@@ -466,3 +466,17 @@ async def test_log_records_of_a_run_reach_the_client(tmp_path: Path, mode: str):
     assert any(level == "info" and "MCP server 'toolbox' started" in str(data) for level, data in records), (
         records
     )
+
+
+def test_composition_client_example_runs():
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "client_examples" / "composition.py")],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1:] == [
+        "the front program called: experts__run_shouter",
+        "the inner server answered: HELLO FROM THE EXPERT ON THE INNER SERVER!",
+        "reply: The expert on the other server answered.",
+    ]
