@@ -57,3 +57,34 @@ async def test_a_server_that_starts_itself_is_stopped_by_the_depth_limit(tmp_pat
         in str(caught.value)
     )
     await process.aclose()
+
+
+async def test_a_cycle_over_http_ends_at_the_depth_limit(tmp_path):
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    from http_servers import free_port, serve
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    (tmp_path / "loop.toml").write_text(  # every level asks the server that runs it again
+        '[model]\nname = "s"\nprovider = "scripted"\n'
+        '[scripted]\nreplies = [{tool_calls = [{name = "self__run_loop", arguments = {message = "deeper"}}]},'
+        ' "done"]\n'
+        f'[mcp.servers.self]\nurl = "{url}"\n'
+    )
+    command = [sys.executable, "-m", "llmproc.cli.mcp", "--programs", str(tmp_path), "--transport",
+               "streamable-http", "--port", str(port), "--max-depth", "2"]  # fmt: skip
+    for url in serve(command, port, "streamable-http"):
+        async with Client(url) as client:
+            result = await client.call_tool("run_loop", {"message": "start"})
+        assert not result.is_error and result.content[0].text == "done"  # it ended
+        deep = httpx2.AsyncClient(headers={"X-LLMProc-Depth": "3"})
+        async with deep, Client(streamable_http_client(url, http_client=deep)) as client:
+            refused = await client.call_tool("run_loop", {"message": "start"})
+        assert refused.is_error
+        assert (
+            "this request is nested 3 llmproc-mcp servers deep, more than --max-depth 2"
+            in refused.content[0].text
+        )

@@ -118,7 +118,7 @@ async def serve(args: argparse.Namespace) -> int:
     for path, error in catalog.failures.items():
         print(f"llmproc-mcp: left out {path}: {error}", file=sys.stderr)
     table = ProcessTable(max_per_caller=args.max_processes, idle_seconds=args.idle_timeout)
-    server = LLMProcServer(catalog, transport=args.transport, table=table)
+    server = LLMProcServer(catalog, transport=args.transport, table=table, max_depth=args.max_depth)
     try:
         async with anyio.create_task_group() as tasks:
             if args.reload_interval > 0:

@@ -26,6 +26,7 @@ from ..errors import LLMProcError
 from ..events import RunEvent, ToolCallStarted, TurnFinished
 from ..providers.mcp_sampling import SamplingHost, sampling_host
 from ..result import RunResult
+from ..tools.mcp import DEPTH_HEADER, composition_depth, request_depth
 from . import client_log
 from .catalog import Catalog, CatalogError, PublishedProgram
 from .handles import Handle, Owner, ProcessTable
@@ -103,10 +104,16 @@ class LLMProcServer:
     """Builds the `MCPServer` that publishes a catalog, and keeps the processes it serves."""
 
     def __init__(
-        self, catalog: Catalog, *, transport: Transport = "stdio", table: ProcessTable | None = None
+        self,
+        catalog: Catalog,
+        *,
+        transport: Transport = "stdio",
+        table: ProcessTable | None = None,
+        max_depth: int = 4,
     ) -> None:
         self.catalog = catalog
         self.transport = transport
+        self.max_depth = max_depth
         self.table = table or ProcessTable()
         self._bus = InMemorySubscriptionBus()
         self._legacy_sessions: dict[str, Any] = {}  # caller -> the latest session, for list_changed
@@ -323,6 +330,13 @@ class LLMProcServer:
             step += 1
             await ctx.report_progress(step, None, text)
 
+        depth = self._depth_of(ctx)
+        if depth > self.max_depth:
+            raise McpToolError(
+                f"this request is nested {depth} llmproc-mcp servers deep, more than --max-depth "
+                f"{self.max_depth}; does a program call the server that runs it?"
+            )
+        nesting = request_depth.set(depth)  # MCP servers the run uses are told depth + 1
         host = sampling_host.set(SamplingHost(ctx.session, ctx.request_id))  # for mcp_sampling programs
         logs = client_log.current_client.set(ctx)  # the run's log records go to this client
         try:
@@ -331,9 +345,21 @@ class LLMProcServer:
         finally:
             client_log.current_client.reset(logs)
             sampling_host.reset(host)
+            request_depth.reset(nesting)
             handle.last_used = _now()
         handle.turns += 1
         return _result(handle, result, result.text)
+
+    def _depth_of(self, ctx: Any) -> int:
+        """How deeply this request is nested: its depth header over HTTP, else this server's own."""
+        request = getattr(ctx.request_context, "request", None)
+        given = request.headers.get(DEPTH_HEADER) if request is not None else None
+        if given is not None:
+            try:
+                return max(0, int(given))
+            except ValueError:
+                pass
+        return composition_depth()
 
     async def _evict_idle(self) -> None:
         for handle in self.table.evict_idle():

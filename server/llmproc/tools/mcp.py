@@ -21,6 +21,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
@@ -41,10 +42,18 @@ START_TIMEOUT = 60.0
 _STOP_TIMEOUT = 5.0
 DEPTH_VARIABLE = "LLMPROC_MCP_DEPTH"
 """Set for every stdio server we start: how deeply llmproc-mcp servers are nested, to stop cycles."""
+DEPTH_HEADER = "X-LLMProc-Depth"
+"""The same count on every request to an HTTP server, which llmproc-mcp reads per request."""
+
+request_depth: ContextVar[int | None] = ContextVar("llmproc_mcp_depth", default=None)
+"""Set by llmproc-mcp while it serves a request that arrived with a depth (HTTP)."""
 
 
 def composition_depth() -> int:
-    """How many llmproc-mcp servers this process is nested in (0 when started by a person)."""
+    """How many llmproc-mcp servers the current work is nested in (0 when a person started it)."""
+    depth = request_depth.get()
+    if depth is not None:
+        return depth
     try:
         return max(0, int(os.environ.get(DEPTH_VARIABLE, "0")))
     except ValueError:
@@ -112,8 +121,9 @@ def _reason(error: BaseException) -> str:
 class McpConnection:
     """One MCP server: started on demand, restarted after a crash, closed by its last user."""
 
-    def __init__(self, spec: McpServerSpec) -> None:
+    def __init__(self, spec: McpServerSpec, depth: int = 0) -> None:
         self.spec = spec
+        self.depth = depth  # how deep the work that uses this connection is nested
         self.users = 0
         self._client: Client | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -194,19 +204,20 @@ class McpConnection:
             from mcp.client.stdio import StdioServerParameters, stdio_client
 
             assert stderr is not None
-            env = {**dict(spec.env), DEPTH_VARIABLE: str(composition_depth() + 1)}
+            env = {**dict(spec.env), DEPTH_VARIABLE: str(self.depth + 1)}
             params = StdioServerParameters(command=spec.command, args=list(spec.args), env=env, cwd=spec.cwd)
             return stdio_client(params, errlog=stderr.writer)
         from mcp.shared._httpx_utils import create_mcp_http_client
 
         assert spec.url is not None
+        headers = {**dict(spec.headers), DEPTH_HEADER: str(self.depth + 1)}
         if spec.transport == "sse":
             from mcp.client.sse import sse_client
 
-            return sse_client(spec.url, headers=dict(spec.headers))
+            return sse_client(spec.url, headers=headers)
         from mcp.client.streamable_http import streamable_http_client
 
-        http = await stack.enter_async_context(create_mcp_http_client(headers=dict(spec.headers)))
+        http = await stack.enter_async_context(create_mcp_http_client(headers=headers))
         return streamable_http_client(spec.url, http_client=http)
 
     async def tools(self) -> list[mcp_types.Tool]:
@@ -261,10 +272,14 @@ class McpHub:
         ] = weakref.WeakKeyDictionary()
 
     def acquire(self, spec: McpServerSpec) -> McpConnection:
+        """The shared connection for `spec` at the current composition depth (nested work at
+        another depth gets its own, so the depth it hands on is always right)."""
         connections = self._connections.setdefault(asyncio.get_running_loop(), {})
-        connection = connections.get(spec.key)
+        depth = composition_depth()
+        key = (*spec.key, depth)
+        connection = connections.get(key)
         if connection is None:
-            connection = connections[spec.key] = McpConnection(spec)
+            connection = connections[key] = McpConnection(spec, depth)
         connection.users += 1
         return connection
 
@@ -273,8 +288,9 @@ class McpHub:
         if connection.users > 0:
             return
         connections = self._connections.get(asyncio.get_running_loop(), {})
-        if connections.get(connection.spec.key) is connection:
-            del connections[connection.spec.key]
+        key = (*connection.spec.key, connection.depth)
+        if connections.get(key) is connection:
+            del connections[key]
         await connection.close()
 
     def live(self) -> list[McpConnection]:
