@@ -19,7 +19,7 @@ from mcp.server.mcpserver.exceptions import ToolError as McpToolError
 from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.subscriptions import ToolsListChanged
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from .. import __version__
 from ..errors import LLMProcError
@@ -86,6 +86,22 @@ def _as_tool_errors() -> Iterator[None]:
         raise McpToolError(str(err)) from None
 
 
+class _Server(MCPServer):
+    """MCPServer with argument errors a person can read (no pydantic boilerplate or links)."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except McpToolError as err:
+            if not isinstance(err.__cause__, ValidationError):
+                raise
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}"
+                for e in err.__cause__.errors()
+            )
+            raise McpToolError(f"invalid arguments for {name}: {problems}") from None
+
+
 def caller_of(ctx: Any, transport: Transport) -> Owner:
     """Who is calling: the connection, or a 2025-era HTTP session; None when there is neither."""
     if transport == "stdio":
@@ -121,7 +137,7 @@ class LLMProcServer:
         self.mcp = self._build()
 
     def _build(self) -> Any:
-        app = MCPServer("llmproc", version=__version__, instructions=INSTRUCTIONS, subscriptions=self._bus)
+        app = _Server("llmproc", version=__version__, instructions=INSTRUCTIONS, subscriptions=self._bus)
         self._publish_programs(app)
         app.add_tool(self._spawn_tool(), name="spawn", description=_SPAWN, annotations=_TALKS)
         app.add_tool(self._reset_tool(), name="reset", description=_RESET)
