@@ -72,13 +72,14 @@ async def time_to_tools(server: StdioServerParameters) -> float:
 
 
 async def startup(repeats: int = 7) -> None:
-    programs = programs_dir(50)
+    count = int(os.environ.get("BENCH_PROGRAMS", "50"))
+    programs = programs_dir(count)
     ours, bare = [], []
     for _ in range(repeats):  # alternate, so drift hits both alike
         bare.append(await time_to_tools(bare_server()))
         ours.append(await time_to_tools(llmproc_server(programs, "--reload-interval", "0")))
     base, mine = statistics.median(bare), statistics.median(ours)
-    print(f"startup to tools/list   bare {base * 1000:7.1f} ms   llmproc-mcp (50 programs) "
+    print(f"startup to tools/list   bare {base * 1000:7.1f} ms   llmproc-mcp ({count} programs) "
           f"{mine * 1000:7.1f} ms   ratio {mine / base:.2f}")  # fmt: skip
 
 
