@@ -103,8 +103,11 @@ class LLMProcess:
             self.fds: FileDescriptors | None = parent.fds.copy()
         else:
             self.fds = FileDescriptors(config.file_descriptor) if fds_on else None
-        roots = [program.resolve(r) for r in config.tools.roots] or [Path.cwd()]
-        self._roots = FileRoots(roots) if self._builtin & _FILE_TOOLS else None
+        self._roots = (
+            FileRoots([program.resolve(r) for r in config.tools.roots] or [Path.cwd()])
+            if self._builtin & _FILE_TOOLS
+            else None
+        )
         references = self.fds is not None and config.file_descriptor.enable_references
         self._system_prompt = "\n\n".join(
             p for p in (program.system_prompt, REFERENCE_INSTRUCTIONS if references else "") if p
