@@ -6,11 +6,14 @@ so the names they use are imported at module level.)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import difflib
 import logging
+import secrets
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from mcp.server import MCPServer
@@ -18,7 +21,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError as McpToolError
 from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.subscriptions import ToolsListChanged
-from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from mcp_types import CallToolResult, CreateMessageRequest, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
 from .. import __version__
@@ -102,6 +105,20 @@ class _Server(MCPServer):
             raise McpToolError(f"invalid arguments for {name}: {problems}") from None
 
 
+_ROUND_TIMEOUT = 600.0
+"""Seconds a run waits for a client to answer one sampling round before it fails."""
+
+
+@dataclass(eq=False)
+class _ParkedRun:
+    """A run between input_required rounds: questions go out, answers come in."""
+
+    handle: Handle
+    outbox: asyncio.Queue[tuple[str, Any]] = field(default_factory=asyncio.Queue)
+    waiting: asyncio.Future[Any] | None = None  # the answer the last round asked for
+    task: asyncio.Task[None] | None = None
+
+
 def caller_of(ctx: Any, transport: Transport) -> Owner:
     """Who is calling: the connection, or a 2025-era HTTP session; None when there is neither."""
     if transport == "stdio":
@@ -133,6 +150,7 @@ class LLMProcServer:
         self.table = table or ProcessTable()
         self._bus = InMemorySubscriptionBus()
         self._legacy_sessions: dict[str, Any] = {}  # caller -> the latest session, for list_changed
+        self._parked: dict[str, _ParkedRun] = {}  # request_state -> a run waiting for a sampling answer
         client_log.install()
         self.mcp = self._build()
 
@@ -210,7 +228,9 @@ class LLMProcServer:
             process_id: Annotated[
                 str | None, Field(description="Continue this process (from an earlier result).")
             ] = None,
-        ) -> Annotated[CallToolResult, RunOutput]:
+        ) -> Annotated[CallToolResult, RunOutput] | InputRequiredResult:
+            if ctx.request_state:  # a 2026-07-28 client answering a sampling round
+                return await server._resume(ctx)
             owner = caller_of(ctx, server.transport)
             server._seen(ctx, owner)
             await server._evict_idle()
@@ -235,7 +255,9 @@ class LLMProcServer:
             ],
             ctx: Context,
             message: Annotated[str | None, Field(description="A first message to run at once.")] = None,
-        ) -> Annotated[CallToolResult, RunOutput]:
+        ) -> Annotated[CallToolResult, RunOutput] | InputRequiredResult:
+            if ctx.request_state:  # a 2026-07-28 client answering a sampling round
+                return await server._resume(ctx)
             published = server._published(program)
             handle = server._create(published.name, published.program, caller_of(ctx, server.transport))
             if message is None:
@@ -352,6 +374,8 @@ class LLMProcServer:
                 f"this request is nested {depth} llmproc-mcp servers deep, more than --max-depth "
                 f"{self.max_depth}; does a program call the server that runs it?"
             )
+        if handle.process.program.provider == "mcp_sampling" and not ctx.session.can_send_request:
+            return await self._run_in_rounds(handle, message, ctx, depth)
         nesting = request_depth.set(depth)  # MCP servers the run uses are told depth + 1
         host = sampling_host.set(SamplingHost(ctx.session, ctx.request_id))  # for mcp_sampling programs
         logs = client_log.current_client.set(ctx)  # the run's log records go to this client
@@ -365,6 +389,74 @@ class LLMProcServer:
             handle.last_used = _now()
         handle.turns += 1
         return _result(handle, result, result.text)
+
+    # -- sampling under MCP 2026-07-28: the run waits between tool-call rounds ----------------------
+
+    async def _run_in_rounds(self, handle: Handle, message: str, ctx: Any, depth: int) -> Any:
+        """Run an mcp_sampling program for a client without a back channel: each model turn is
+        returned as an input_required round, and the retried call (carrying the client's answer
+        and our request_state) resumes the waiting run."""
+        parked = _ParkedRun(handle)
+        token = secrets.token_urlsafe(16)
+        self._parked[token] = parked
+        session = ctx.session
+
+        async def ask(params: Any) -> Any:
+            answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            await parked.outbox.put(("sample", (params, answer)))  # children may ask at once:
+            return await asyncio.wait_for(answer, _ROUND_TIMEOUT)  # each waits for its own answer
+
+        async def body() -> None:
+            request_depth.set(depth)
+            sampling_host.set(SamplingHost(session, None, ask))
+            try:
+                result = await handle.process.run(message)
+            except BaseException as err:
+                if isinstance(err, asyncio.TimeoutError):  # the client went away between rounds
+                    self._parked.pop(token, None)
+                await parked.outbox.put(("error", err))
+                if not isinstance(err, Exception):
+                    raise
+                return
+            await parked.outbox.put(("done", result))
+
+        parked.task = asyncio.create_task(body())
+        return await self._next_round(token, parked)
+
+    async def _resume(self, ctx: Any) -> Any:
+        token = ctx.request_state
+        parked = self._parked.get(token)
+        if parked is None:
+            raise McpToolError("unknown or expired request_state; call the tool again without it")
+        answer = (ctx.input_responses or {}).get("sample")
+        if answer is None:
+            raise McpToolError("the retried call carries no answer to the sampling request 'sample'")
+        waiting, parked.waiting = parked.waiting, None
+        if waiting is None or waiting.done():
+            raise McpToolError(
+                "no sampling request is waiting for this request_state; it was answered already"
+            )
+        waiting.set_result(answer)
+        return await self._next_round(token, parked)
+
+    async def _next_round(self, token: str, parked: _ParkedRun) -> Any:
+        kind, value = await parked.outbox.get()
+        if kind == "sample":
+            params, parked.waiting = value
+            return InputRequiredResult(
+                input_requests={"sample": CreateMessageRequest(params=params)}, request_state=token
+            )
+        self._parked.pop(token, None)
+        handle = parked.handle
+        handle.last_used = _now()
+        if kind == "error":
+            if isinstance(value, LLMProcError):
+                raise McpToolError(str(value))
+            if isinstance(value, asyncio.TimeoutError):
+                raise McpToolError(f"the client did not answer a sampling round within {_ROUND_TIMEOUT:g}s")
+            raise McpToolError(f"the run failed: {type(value).__name__}: {value}")
+        handle.turns += 1
+        return _result(handle, value, value.text)
 
     def _depth_of(self, ctx: Any) -> int:
         """How deeply this request is nested: its depth header over HTTP, else this server's own."""

@@ -1,16 +1,19 @@
 """The `mcp_sampling` provider: the host's own model, asked through MCP sampling.
 
 A program with `provider = "mcp_sampling"` needs no API key: when llmproc-mcp runs it for a
-client, each model turn becomes a `sampling/createMessage` request to that client (Claude
-Desktop, VS Code, ...), with the program's tools when the client supports tool use in
-sampling. The MCP server puts the calling session in `sampling_host` for the length of a
-run; outside llmproc-mcp, or with a client that offers no sampling, a run fails with one
-clear `ProviderError`. Usage is not reported by sampling, so cost is unknown.
+client, each model turn becomes a sampling request to that client (Claude Desktop, VS Code,
+...), with the program's tools when the client supports tool use in sampling. On 2025-era
+connections that is a `sampling/createMessage` request; under 2026-07-28 the server hands it
+back as an input_required round (`SamplingHost.ask`). The MCP server puts the calling session
+in `sampling_host` for the length of a run; outside llmproc-mcp, or with a client that offers
+no sampling, a run fails with one clear `ProviderError`. Sampling reports no usage, so cost is
+unknown.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,10 +33,15 @@ DEFAULT_MAX_TOKENS = 4096
 
 @dataclass(frozen=True)
 class SamplingHost:
-    """The MCP session of the client whose tool call is running, and that call's request id."""
+    """The MCP session of the client whose tool call is running, and that call's request id.
+
+    `ask`, when set, delivers a sampling request another way: under MCP 2026-07-28 the server
+    returns it to the client as an input_required round and resumes when the answer comes back.
+    """
 
     session: Any
     request_id: Any
+    ask: Callable[[Any], Awaitable[Any]] | None = None
 
 
 sampling_host: ContextVar[SamplingHost | None] = ContextVar("llmproc_sampling_host", default=None)
@@ -63,7 +71,7 @@ class MCPSamplingProvider:
                 "provider 'mcp_sampling' asks the MCP client for completions, so it runs only inside "
                 "llmproc-mcp, for a client that offers sampling; use another provider here"
             )
-        if not getattr(host.session, "can_send_request", True):
+        if host.ask is None and not getattr(host.session, "can_send_request", True):
             raise self._error(
                 "this client connected with MCP 2026-07-28, which has no request channel back to it; "
                 "provider 'mcp_sampling' needs a 2025-era connection with sampling"
@@ -82,19 +90,24 @@ class MCPSamplingProvider:
                 for t in request.tools
             ]
         parameters = self.parameters
+        arguments: dict[str, Any] = {
+            "messages": [_sampling_message(m) for m in request.messages],
+            "max_tokens": parameters.max_tokens or DEFAULT_MAX_TOKENS,
+            "system_prompt": request.system or None,
+            "temperature": parameters.temperature,
+            "stop_sequences": parameters.stop,
+            "tools": tools,
+            "model_preferences": types.ModelPreferences(hints=[types.ModelHint(name=self.model_hint)]),
+        }
         try:
-            with warnings.catch_warnings():  # sampling is deprecated in the 2026-07-28 protocol, not gone
-                warnings.simplefilter("ignore")
-                result = await host.session.create_message(
-                    [_sampling_message(m) for m in request.messages],
-                    max_tokens=parameters.max_tokens or DEFAULT_MAX_TOKENS,
-                    system_prompt=request.system or None,
-                    temperature=parameters.temperature,
-                    stop_sequences=parameters.stop,
-                    tools=tools,
-                    model_preferences=types.ModelPreferences(hints=[types.ModelHint(name=self.model_hint)]),
-                    related_request_id=host.request_id,
-                )
+            if host.ask is not None:
+                result = await host.ask(types.CreateMessageRequestParams(**arguments))
+            else:
+                with warnings.catch_warnings():  # sampling is deprecated in 2026-07-28, not gone
+                    warnings.simplefilter("ignore")
+                    result = await host.session.create_message(
+                        **arguments, related_request_id=host.request_id
+                    )
         except MCPError as err:
             raise self._error(f"the MCP client refused the sampling request: {err.message}") from None
         blocks = [
