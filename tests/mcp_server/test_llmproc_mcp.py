@@ -486,3 +486,12 @@ def test_composition_client_example_runs():
         "the inner server answered: HELLO FROM THE EXPERT ON THE INNER SERVER!",
         "reply: The expert on the other server answered.",
     ]
+
+
+def test_every_shipped_program_is_published():
+    catalog = Catalog.load(ROOT / "programs")
+    assert catalog.failures == {}
+    assert "reference" not in catalog.programs  # [server] publish = false
+    assert {"scripted", "minimal", "program_linking_main", "composition_front_desk", "host_model"} <= set(
+        catalog.programs
+    )
