@@ -346,3 +346,24 @@ def test_mcp_tools_from_synchronous_code(write_program, anthropic_env):
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(pid)
+
+
+async def test_a_run_after_a_failed_start_tries_again_without_duplicating_tools(
+    write_program, anthropic_env, tmp_path
+):
+    fake = anthropic_env
+    later = tmp_path / "later.py"  # does not exist yet: the second server fails to start
+    process = process_of(
+        write_program,
+        STDIO
+        + f"[mcp.servers.later]\ncommand = {json.dumps(sys.executable)}\nargs = [{json.dumps(str(later))}]\n",
+    )
+    async with process:
+        with pytest.raises(McpServerError, match="MCP server 'later'"):
+            await process.run("first")
+        later.write_text(TOOLBOX.read_text())
+        fake.push(call("later__add", a=1, b=2), Turn(text="three"))
+        result = await process.run("second")
+        assert result.tool_calls[0].result == "3"
+        names = [s.name for s in await process.tool_specs()]
+        assert len(names) == len(set(names)) and "toolbox__add" in names and "later__add" in names

@@ -319,7 +319,9 @@ class McpToolset:
         self._real_names: dict[str, str] = {}
 
     async def load(self) -> McpToolset:
-        """List the server's tools (starting it) and keep the chosen ones."""
+        """List the server's tools (starting it) and keep the chosen ones; safe to call again
+        after a failure (a process retries on its next run)."""
+        self._specs, self._real_names = [], {}
         try:
             offered = {t.name: t for t in await self.connection.tools()}
         except McpServerError:
