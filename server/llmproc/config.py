@@ -9,7 +9,7 @@ name the file, the key path, the line and the closest valid spelling.
 from __future__ import annotations
 
 import difflib
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -334,7 +334,48 @@ class ProgramConfig(_Section):
 
 
 def program_json_schema() -> dict[str, Any]:
-    """JSON Schema of program files, for editors (Taplo / Even Better TOML)."""
+    """JSON Schema of program files, for editors (Taplo / Even Better TOML) and `llmproc schema`.
+
+    Keys the loader also accepts under an older name (`system`, `user_prompt`, ...) are listed
+    too, so established programs check clean in an editor.
+    """
     schema = ProgramConfig.model_json_schema(by_alias=False)
-    schema["title"] = "llmproc program"
-    return schema
+    for model in _models_below(ProgramConfig):
+        properties = (schema if model is ProgramConfig else schema["$defs"][model.__name__])["properties"]
+        for name, field in model.model_fields.items():
+            choices = getattr(field.validation_alias, "choices", ())
+            for alias in (c for c in choices if isinstance(c, str) and c != name):
+                properties[alias] = {**properties[name], "description": f"Older name of `{name}`."}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **schema,
+        "title": "llmproc program",
+        "description": "An llmproc program file; every key is documented in programs/reference.toml.",
+    }
+
+
+def program_json_schema_text() -> str:
+    """The schema as committed in schema/program.schema.json and printed by `llmproc schema`."""
+    import json
+
+    return json.dumps(program_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def _models_below(root: type[BaseModel]) -> list[type[BaseModel]]:
+    """`root` and every section model its fields refer to."""
+    found: list[type[BaseModel]] = []
+    todo = [root]
+    while todo:
+        model = todo.pop()
+        if model in found:
+            continue
+        found.append(model)
+        for field in model.model_fields.values():
+            todo.extend(_model_types(field.annotation))
+    return found
+
+
+def _model_types(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _model_types(arg)]

@@ -3,37 +3,21 @@
 from __future__ import annotations
 
 import re
-import typing
 from pathlib import Path
 
-from pydantic import BaseModel
-
 from llmproc import LLMProgram
-from llmproc.config import ProgramConfig
+from llmproc.config import ProgramConfig, _models_below
 
 REFERENCE = Path(__file__).resolve().parents[2] / "programs" / "reference.toml"
 
 
-def _models_in(annotation: typing.Any) -> list[type[BaseModel]]:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
-
-
 def schema_keys() -> set[str]:
-    """Every field name and alias of every section model, by owning model."""
+    """Every field name and alias of every section model."""
     keys: set[str] = set()
-    seen: set[type[BaseModel]] = set()
-    todo: list[type[BaseModel]] = [ProgramConfig]
-    while todo:
-        model = todo.pop()
-        if model in seen:
-            continue
-        seen.add(model)
+    for model in _models_below(ProgramConfig):
         for name, field in model.model_fields.items():
             keys.add(name)
             keys.update(c for c in getattr(field.validation_alias, "choices", []) if isinstance(c, str))
-            todo.extend(_models_in(field.annotation))
     return keys
 
 

@@ -1,4 +1,4 @@
-"""`llmproc PROGRAM [PROMPT]`: run a program once and print the reply.
+"""`llmproc PROGRAM [PROMPT]`: run a program once and print the reply; `llmproc schema`.
 
 The prompt comes from the argument or -p, else from piped stdin, else from the
 program's [prompt] user. On a terminal the reply streams as it arrives. Exit codes:
@@ -20,7 +20,9 @@ EXIT_PROVIDER, EXIT_USAGE, EXIT_PROGRAM, EXIT_RUNTIME, EXIT_INTERRUPTED = 1, 2, 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="llmproc", description="Run an llmproc program once and print the reply."
+        prog="llmproc",
+        description="Run an llmproc program once and print the reply.",
+        epilog="`llmproc schema` prints the JSON Schema of program files.",
     )
     parser.add_argument("program", help="path to a program (.toml)")
     parser.add_argument("prompt", nargs="?", help="the user message (or use -p, or pipe it on stdin)")
@@ -74,7 +76,31 @@ async def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schema(argv: list[str]) -> int:
+    """`llmproc schema [-o PATH]`: the JSON Schema of program files, for editors."""
+    parser = argparse.ArgumentParser(
+        prog="llmproc schema", description="Print the JSON Schema of llmproc program files."
+    )
+    parser.add_argument("-o", "--output", metavar="PATH", help="write it to PATH instead of stdout")
+    args = parser.parse_args(argv)
+    from llmproc.config import program_json_schema_text
+
+    text = program_json_schema_text()
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as err:
+        return _fail(EXIT_USAGE, f"can not write {args.output}: {err.strerror}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["schema"] and not os.path.isfile("schema"):  # a program file named 'schema' still runs
+        return _schema(argv[1:])
     args = _parser().parse_intermixed_args(argv)  # `llmproc p.toml --json "hi"` works too
     try:
         return asyncio.run(_run(args))
