@@ -19,6 +19,7 @@ from .messages import Message
 from .process import LLMProcess
 from .program import LLMProgram
 from .result import RunResult, ToolCallRecord, Usage
+from .snapshot import SnapshotError
 from .tools.functions import tool
 
 __version__ = "0.1.0"
@@ -35,6 +36,7 @@ __all__ = [
     "ProviderError",
     "RunEvent",
     "RunResult",
+    "SnapshotError",
     "TextDelta",
     "ToolCallFinished",
     "ToolCallRecord",

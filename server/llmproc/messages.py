@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -76,6 +77,14 @@ _ids = itertools.count(1)
 def new_message_id() -> str:
     """A fresh id, unique in this interpreter: msg-1, msg-2, … (short, because models see them)."""
     return f"msg-{next(_ids)}"
+
+
+def reserve_message_ids(ids: Iterable[str]) -> None:
+    """Make new ids start after `ids` (restored messages), so they never repeat in one history."""
+    global _ids
+    highest = max((int(i[4:]) for i in ids if i.startswith("msg-") and i[4:].isdigit()), default=0)
+    following = next(_ids)
+    _ids = itertools.count(max(following, highest + 1))
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _sync
+from . import snapshot as snapshot_module
 from .config import LimitsConfig
 from .errors import McpServerError, ProcessError
 from .events import EventCallback, TextDelta, ToolCallFinished, ToolCallStarted, TurnFinished, emit
@@ -76,13 +77,17 @@ class LLMProcess:
         parent: LLMProcess | None = None,
         nested: bool = True,
         inherit_descriptors: bool = False,
+        process_id: str | None = None,
     ) -> None:
         """`parent` makes this a child (spawn, fork tool: `nested`) or a copy (`fork()`: not nested)
-        of another process; either way it never gets more than the parent allows."""
+        of another process; either way it never gets more than the parent allows. `process_id`
+        keeps the id of a restored process."""
         self.program = program
         self.kernel: Kernel = kernel or (parent.kernel if parent else default_kernel)
-        self.id = self.kernel.new_process_id()
+        self.id = process_id or self.kernel.new_process_id()
         self.parent_id = parent.id if parent else None
+        self.program_changed = False
+        """Restored from a snapshot taken with another version of the program file."""
         self._history: list[Message] = list(history)
         self._provider: Provider | None = None
         self._callbacks: list[EventCallback] = []
@@ -171,6 +176,37 @@ class LLMProcess:
         removed = tuple(self._history[index:])
         self._history = self._history[:index]
         return removed
+
+    # -- snapshots -----------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The process's state as a versioned, JSON-serialisable document (see `restore`)."""
+        self._check_idle("snapshot")
+        return snapshot_module.snapshot(self)
+
+    @classmethod
+    def restore(
+        cls, snapshot: dict[str, Any], program: LLMProgram | None = None, *, convert: bool = False
+    ) -> LLMProcess:
+        """A process continuing from `snapshot`, with the same id and message ids.
+
+        The program is loaded from the snapshot's path unless given. A snapshot of another
+        provider is refused unless `convert` (its provider-specific parts are then dropped);
+        a program file changed since the snapshot is logged and noted in `program_changed`.
+        """
+        return snapshot_module.restore(snapshot, program, convert=convert)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the snapshot to `path` as JSON (atomically: a crash keeps the old file)."""
+        self._check_idle("save")
+        return snapshot_module.save(self, path)
+
+    @classmethod
+    def load(
+        cls, path: str | Path, program: LLMProgram | None = None, *, convert: bool = False
+    ) -> LLMProcess:
+        """`restore` from a file written by `save`."""
+        return snapshot_module.restore(snapshot_module.load_document(path), program, convert=convert)
 
     @property
     def running(self) -> bool:

@@ -6,6 +6,7 @@ provider to the same behaviour behind that switch.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -280,3 +281,41 @@ async def test_an_image_from_an_mcp_tool_reaches_the_model_as_an_image(harness, 
         (part,) = response["parts"]
         blob = part.get("inlineData") or part["inline_data"]
         assert blob["mime_type"] == "image/png" and blob["data"].startswith(png)
+
+
+async def test_a_snapshot_restores_every_provider_specific_part(harness, write_program):
+    """Thinking signatures, reasoning items and thought signatures survive JSON and a restore:
+    the restored process sends exactly what the original sends next."""
+    harness.fake.push(
+        Turn(thinking="The user wants weather.", tool_calls=(ScriptedToolCall("weather", {"city": "Oslo"}),)),
+        Turn(thinking="Now answer.", text="Sunny in Oslo."),
+    )
+    thinking = {
+        "anthropic": "[parameters]\nmax_tokens = 4000\n[parameters.thinking]\ntype = 'enabled'\n"
+        "budget_tokens = 2000\n",
+        "openai_responses": "[parameters]\nreasoning_effort = 'low'\n",
+        "gemini": "[parameters]\nthinking_budget = 512\n",
+    }
+    extra = thinking.get(harness.provider.removesuffix("_vertex"), "")
+    extra = thinking.get(harness.name, extra)
+    original = start(harness, write_program, extra, tools=[weather])
+    await original.run("Weather in Oslo?")
+    document = json.loads(json.dumps(original.snapshot()))
+    restored = LLMProcess.restore(document, original.program)
+    assert restored.id == original.id
+    assert [m.id for m in restored.messages] == [m.id for m in original.messages]
+    assert restored.messages == original.messages  # every block and provider part, equal
+    reply = original.messages[1]
+    replayed = {  # the part each provider must get back unchanged
+        "anthropic": any(getattr(b, "signature", None) for b in reply.content),
+        "openai_responses": bool(reply.provider_data),
+        "gemini": bool(reply.provider_data),
+    }
+    key = harness.name if harness.name in replayed else harness.provider.removesuffix("_vertex")
+    assert replayed.get(key, True), reply
+
+    harness.fake.push(Turn(text="Rain later."), Turn(text="Rain later."))
+    await original.run("And tomorrow?")
+    await restored.run("And tomorrow?")
+    sent_by_original, sent_by_restored = (r.body for r in harness.fake.requests[-2:])
+    assert sent_by_restored == sent_by_original

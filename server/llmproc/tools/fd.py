@@ -57,6 +57,18 @@ class FileDescriptors:
         self._files: dict[str, _Text] = {}
         self._next = 1
 
+    @property
+    def next_number(self) -> int:
+        """N of the next fd:N (kept in snapshots so restored tables never reuse a name)."""
+        return self._next
+
+    @next_number.setter
+    def next_number(self, value: int) -> None:
+        self._next = value
+
+    def source(self, fd: str) -> str:
+        return self._entry(fd).source
+
     def copy(self, only: list[str] | None = None) -> FileDescriptors:
         table = FileDescriptors(self.config)
         table._files = {k: v for k, v in self._files.items() if only is None or k in only}
