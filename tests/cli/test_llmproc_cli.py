@@ -122,3 +122,33 @@ def test_mcp_tools_through_the_cli_and_the_server_stops_with_it(write_program, t
     except (ProcessLookupError, FileNotFoundError):
         alive = False
     assert not alive  # the CLI closed the process, which stopped its server
+
+
+def test_save_and_resume_continue_one_conversation(write_program, tmp_path):
+    program = write_program(
+        '[model]\nname = "s"\nprovider = "scripted"\n[scripted]\nreplies = ["one", "two", "three"]\n'
+    )
+    state = tmp_path / "chat.json"
+    assert llmproc(str(program), "first", "--save", str(state)).stdout == "one\n"
+    assert llmproc("--resume", str(state), "second", "--save", str(state)).stdout == "two\n"
+    done = llmproc("--resume", str(state), "--json", "third")
+    result = json.loads(done.stdout)
+    assert result["text"] == "three"
+    saved = json.loads(state.read_text())
+    assert [m["content"][0]["text"] for m in saved["messages"]] == ["first", "one", "second", "two"]
+    assert result["process_id"] == saved["process_id"]  # the same process, continued
+
+
+def test_resume_problems_are_one_line_and_exit_3(write_program, tmp_path):
+    done = llmproc("--resume", str(tmp_path / "missing.json"), "hi")
+    assert (done.returncode, done.stderr) == (
+        3,
+        f"llmproc: error: snapshot file {tmp_path}/missing.json not found\n",
+    )
+    state = tmp_path / "s.json"
+    llmproc(str(write_program(SCRIPTED)), "hi", "--save", str(state))
+    other = write_program('[model]\nname = "claude-haiku-4-5"\nprovider = "anthropic"\n', "other.toml")
+    done = llmproc(str(other), "--resume", str(state), "hi")
+    assert done.returncode == 3
+    assert "made with provider 'scripted' and the program uses 'anthropic'" in done.stderr
+    assert "Traceback" not in done.stderr

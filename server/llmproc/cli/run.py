@@ -1,7 +1,8 @@
 """`llmproc PROGRAM [PROMPT]`: run a program once and print the reply; `llmproc schema`.
 
 The prompt comes from the argument or -p, else from piped stdin, else from the
-program's [prompt] user. On a terminal the reply streams as it arrives. Exit codes:
+program's [prompt] user. On a terminal the reply streams as it arrives. --save PATH
+writes the process's snapshot after the run; --resume PATH continues it. Exit codes:
 0 success, 1 provider error, 2 usage error, 3 program error, 4 runtime error (an MCP
 server that can not start, a spent cost budget), 130 interrupted.
 """
@@ -24,11 +25,15 @@ def _parser() -> argparse.ArgumentParser:
         description="Run an llmproc program once and print the reply.",
         epilog="`llmproc schema` prints the JSON Schema of program files.",
     )
-    parser.add_argument("program", help="path to a program (.toml)")
+    parser.add_argument("program", nargs="?", help="path to a program (.toml); optional with --resume")
     parser.add_argument("prompt", nargs="?", help="the user message (or use -p, or pipe it on stdin)")
     parser.add_argument("-p", "--prompt", dest="prompt_option", metavar="PROMPT", help="the user message")
     parser.add_argument("--json", action="store_true", help="print the RunResult as JSON")
     parser.add_argument("--no-stream", action="store_true", help="print the reply only when it is complete")
+    parser.add_argument("--save", metavar="PATH", help="save the process (a snapshot) to PATH after the run")
+    parser.add_argument(
+        "--resume", metavar="PATH", help="continue the process saved in PATH (its program, unless given)"
+    )
     return parser
 
 
@@ -37,18 +42,42 @@ def _fail(code: int, message: str) -> int:
     return code
 
 
+def _start(args: argparse.Namespace) -> tuple[Any, str | None]:
+    """The process to run (new, or resumed from a snapshot) and the prompt the arguments give."""
+    from llmproc import LLMProcess, LLMProgram
+
+    prompt = args.prompt_option or args.prompt
+    if args.resume is None:
+        if args.program is None:
+            raise _Usage("give a program, or --resume PATH")
+        return LLMProcess(LLMProgram.from_toml(args.program)), prompt
+    program_path = args.program
+    if program_path is not None and prompt is None and not os.path.isfile(program_path):
+        program_path, prompt = None, program_path  # `llmproc --resume s.json "next question"`
+    program = LLMProgram.from_toml(program_path) if program_path else None
+    return LLMProcess.load(args.resume, program), prompt
+
+
+class _Usage(Exception):
+    pass
+
+
 async def _run(args: argparse.Namespace) -> int:
-    from llmproc import LLMProcError, LLMProcess, LLMProgram, ProgramError, ProviderError, TextDelta
+    from llmproc import LLMProcError, ProgramError, ProviderError, SnapshotError, TextDelta
 
     try:
-        program = LLMProgram.from_toml(args.program)
-    except ProgramError as err:
+        process, prompt = _start(args)
+    except _Usage as err:
+        return _fail(EXIT_USAGE, str(err))
+    except (ProgramError, SnapshotError) as err:
         return _fail(EXIT_PROGRAM, str(err))
-    prompt = args.prompt_option or args.prompt
+    program = process.program
     if prompt is None and not sys.stdin.isatty():
         prompt = sys.stdin.read().strip() or None
-    prompt = prompt or program.config.prompt.user
+    if prompt is None and args.resume is None:
+        prompt = program.config.prompt.user
     if not prompt:
+        await process.aclose()
         return _fail(EXIT_USAGE, "no prompt: pass one as an argument, with -p, on stdin, or as [prompt] user")
     stream = not args.json and not args.no_stream and sys.stdout.isatty()
     streamed = False
@@ -61,7 +90,7 @@ async def _run(args: argparse.Namespace) -> int:
             sys.stdout.flush()
 
     try:
-        async with LLMProcess(program) as process:  # closing stops the program's MCP servers
+        async with process:  # closing stops the program's MCP servers
             result = await process.run(prompt, on_event=show if stream else None)
     except ProviderError as err:
         return _fail(EXIT_PROVIDER, str(err))
@@ -73,6 +102,11 @@ async def _run(args: argparse.Namespace) -> int:
         print()
     else:
         print(result.text)
+    if args.save:
+        try:
+            process.save(args.save)
+        except OSError as err:
+            return _fail(EXIT_RUNTIME, f"the process could not be saved to {args.save}: {err.strerror}")
     return 0
 
 
