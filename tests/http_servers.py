@@ -20,6 +20,14 @@ def free_port() -> int:
 
 def serve(command: list[str], port: int, transport: str, env: dict[str, str] | None = None) -> Iterator[str]:
     """Run `command` (which listens on `port`) until the generator is closed; yields its MCP URL."""
+    for url, _ in serve_process(command, port, transport, env):
+        yield url
+
+
+def serve_process(
+    command: list[str], port: int, transport: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`serve`, also yielding the server's process (to kill it in crash tests)."""
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
         deadline = time.monotonic() + 30
@@ -32,9 +40,10 @@ def serve(command: list[str], port: int, transport: str, env: dict[str, str] | N
                     output = server.stderr.read().decode() if server.stderr else ""
                     raise RuntimeError(f"{command} exited: {output}") from None
                 time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}" + ("/mcp" if transport == "streamable-http" else "/sse")
+        yield f"http://127.0.0.1:{port}" + ("/mcp" if transport == "streamable-http" else "/sse"), server
     finally:
-        server.terminate()
+        if server.poll() is None:
+            server.terminate()
         server.communicate(timeout=10)  # reaps it and closes its pipe
 
 

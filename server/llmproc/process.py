@@ -133,6 +133,11 @@ class LLMProcess:
         """The conversation so far (immutable messages)."""
         return tuple(self._history)
 
+    def history_view(self) -> Sequence[Message]:
+        """The history without copying it (read-only; it is replaced, never changed in place,
+        except by a completed run appending to it)."""
+        return self._history
+
     @property
     def display_name(self) -> str:
         return self.program.display_name

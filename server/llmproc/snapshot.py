@@ -170,7 +170,6 @@ def header(process: LLMProcess) -> dict[str, Any]:
         "usage": process.usage.to_dict(),
         "cost_usd": process.cost_usd,
         "fd_next": fds.next_number if fds is not None else None,
-        "children": sorted(p.id for p in process.kernel.processes.values() if p.parent_id == process.id),
         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
@@ -187,6 +186,7 @@ def descriptors_to_json(process: LLMProcess, names: list[str] | None = None) -> 
 def snapshot(process: LLMProcess) -> dict[str, Any]:
     return {
         **header(process),
+        "children": sorted(p.id for p in process.kernel.processes.values() if p.parent_id == process.id),
         "messages": [message_to_json(m) for m in process.messages],
         "file_descriptors": descriptors_to_json(process),
     }

@@ -334,9 +334,9 @@ def test_public_api_is_exactly_what_init_exports():
     assert sorted(llmproc.__all__) == sorted(
         [
             "LLMProcError", "LLMProcess", "LLMProgram", "McpServerError", "Message", "MissingAPIKeyError",
-            "ProcessError", "ProgramError", "ProviderError", "RunEvent", "RunResult", "TextDelta",
-            "ToolCallFinished", "ToolCallRecord", "ToolCallStarted", "ToolError", "TurnFinished", "Usage",
-            "__version__", "tool",
+            "ProcessError", "ProgramError", "ProviderError", "RunEvent", "RunResult", "SnapshotError",
+            "TextDelta", "ToolCallFinished", "ToolCallRecord", "ToolCallStarted", "ToolError", "TurnFinished",
+            "Usage", "__version__", "tool",
         ]
     )  # fmt: skip
     for name in llmproc.__all__:

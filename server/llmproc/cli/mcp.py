@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=3600.0,
         metavar="SECONDS",
-        help="forget processes idle this long",
+        help="forget processes idle this long (with --state they stay on disk)",
     )
     parser.add_argument(
         "--max-processes", type=int, default=100, metavar="N", help="live processes one client may keep"
@@ -63,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
         default=4,
         metavar="N",
         help="refuse to start when nested deeper than N llmproc-mcp servers (stops cycles)",
+    )
+    parser.add_argument(
+        "--state",
+        metavar="PATH",
+        help="keep every process in this SQLite file, so conversations survive restarts "
+        "(continue one by its process_id)",
     )
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
@@ -117,8 +123,19 @@ async def serve(args: argparse.Namespace) -> int:
         return 3
     for path, error in catalog.failures.items():
         print(f"llmproc-mcp: left out {path}: {error}", file=sys.stderr)
+    store = None
+    if args.state:
+        from ..store import SqliteStore, StoreError
+
+        try:
+            store = SqliteStore(args.state)
+        except StoreError as err:
+            print(f"llmproc-mcp: error: {err}", file=sys.stderr)
+            return 3
     table = ProcessTable(max_per_caller=args.max_processes, idle_seconds=args.idle_timeout)
-    server = LLMProcServer(catalog, transport=args.transport, table=table, max_depth=args.max_depth)
+    server = LLMProcServer(
+        catalog, transport=args.transport, table=table, max_depth=args.max_depth, store=store
+    )
     try:
         async with anyio.create_task_group() as tasks:
             if args.reload_interval > 0:
@@ -130,6 +147,8 @@ async def serve(args: argparse.Namespace) -> int:
             tasks.cancel_scope.cancel()
     finally:
         await server.aclose()
+        if store is not None:
+            await store.close()
     return 0
 
 

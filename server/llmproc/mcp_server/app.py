@@ -27,8 +27,10 @@ from pydantic import BaseModel, Field, ValidationError
 from .. import __version__
 from ..errors import LLMProcError
 from ..events import RunEvent, ToolCallStarted, TurnFinished
+from ..process import LLMProcess
 from ..providers.mcp_sampling import SamplingHost, sampling_host
 from ..result import RunResult
+from ..store import Persisted, ProcessStore
 from ..tools.mcp import DEPTH_HEADER, composition_depth, request_depth
 from . import client_log
 from .catalog import Catalog, CatalogError, PublishedProgram
@@ -143,8 +145,12 @@ class LLMProcServer:
         transport: Transport = "stdio",
         table: ProcessTable | None = None,
         max_depth: int = 4,
+        store: ProcessStore | None = None,
     ) -> None:
         self.catalog = catalog
+        self.store = store
+        self.boot = secrets.token_hex(8)  # this server start, recorded with session owners
+        self._restoring = asyncio.Lock()
         self.transport = transport
         self.max_depth = max_depth
         self.table = table or ProcessTable()
@@ -235,13 +241,13 @@ class LLMProcServer:
             server._seen(ctx, owner)
             await server._evict_idle()
             if process_id:
-                handle = server._get(process_id, owner)
+                handle = await server._get(process_id, owner)
                 if handle.program != published.name:
                     raise McpToolError(
                         f"process '{process_id}' runs program '{handle.program}'; call run_{handle.program}"
                     )
             else:
-                handle = server._default(owner, published.name, published.program)
+                handle = await server._default(owner, published.name, published.program)
             return await server._run(handle, message, ctx)
 
         return run
@@ -261,6 +267,7 @@ class LLMProcServer:
             published = server._published(program)
             handle = server._create(published.name, published.program, caller_of(ctx, server.transport))
             if message is None:
+                await server._persist(handle)
                 return _result(handle, None, "")
             return await server._run(handle, message, ctx)
 
@@ -279,7 +286,7 @@ class LLMProcServer:
             owner = caller_of(ctx, server.transport)
             server._seen(ctx, owner)
             if process_id:
-                handles = [server._get(process_id, owner)]
+                handles = [await server._get(process_id, owner)]
             elif program:
                 name = server._published(program).name
                 handles = [h for h in server.table.owned_by(owner) if h.program == name]
@@ -292,6 +299,7 @@ class LLMProcServer:
                     )
                 handle.process.reset_state()
                 handle.turns = 0
+                await server._persist(handle)
             return f"cleared {len(handles)} process{'es' if len(handles) != 1 else ''}"
 
         return reset
@@ -304,10 +312,11 @@ class LLMProcServer:
         ) -> ForkOutput:
             owner = caller_of(ctx, server.transport)
             server._seen(ctx, owner)
-            parent = server._get(process_id, owner)
+            parent = await server._get(process_id, owner)
             published = server._published(parent.program)
             child = server._create(parent.program, published.program, owner, process=parent.process.fork())
             child.turns = parent.turns
+            await server._persist(child)
             return ForkOutput(process_id=child.id, program=child.program, parent_id=parent.id)
 
         return fork
@@ -320,7 +329,7 @@ class LLMProcServer:
             owner = caller_of(ctx, server.transport)
             server._seen(ctx, owner)
             return ProcessList(
-                processes=[ProcessInfo.model_validate(h.describe()) for h in server.table.owned_by(owner)],
+                processes=[ProcessInfo.model_validate(d) for d in await server._described(owner)],
                 programs=sorted(server.catalog.programs),
                 unavailable_programs=server.catalog.failures,
             )
@@ -329,13 +338,91 @@ class LLMProcServer:
 
     # -- shared --------------------------------------------------------------------------------
 
-    def _get(self, process_id: str, owner: Owner) -> Handle:
+    async def _get(self, process_id: str, owner: Owner) -> Handle:
+        """The caller's process: in memory, else (with --state) restored from the database."""
+        if self.store is not None and process_id not in self.table:
+            async with self._restoring:
+                if process_id not in self.table:
+                    handle = await self._restore(process_id, owner)
+                    if handle is not None:
+                        return handle
         with _as_tool_errors():
             return self.table.get(process_id, owner)
 
-    def _default(self, owner: Owner, name: str, program: Any) -> Handle:
+    async def _default(self, owner: Owner, name: str, program: Any) -> Handle:
+        if self.store is not None and owner is not None and self.table.default_id(owner, name) is None:
+            stored_id = await self.store.default(owner, name)
+            if stored_id is not None:
+                with contextlib.suppress(McpToolError):  # gone, or no longer this caller's
+                    handle = await self._get(stored_id, owner)
+                    if handle.program == name:
+                        self.table.set_default(owner, name, handle)
+                        return handle
+        known = self.table.default_id(owner, name)
         with _as_tool_errors():
-            return self.table.default(owner, name, program)
+            handle = self.table.default(owner, name, program)
+        if self.store is not None and handle.id != known and owner is not None:
+            await self._persist(handle)
+            await self.store.set_default(owner, name, handle.id)
+        return handle
+
+    # -- state database (--state) ----------------------------------------------------------------
+
+    async def _described(self, owner: Owner) -> list[dict[str, Any]]:
+        """The caller's processes: those in memory, and (with --state) those only on disk."""
+        found = [h.describe() for h in self.table.owned_by(owner)]
+        if self.store is not None and owner is not None:
+            for stored in await self.store.owned(owner):
+                if stored.process_id not in self.table:
+                    found.append(stored.describe())
+        return found
+
+    async def _persist(self, handle: Handle) -> None:
+        """Write what the process's last step changed (one transaction), before the client hears of it."""
+        if self.store is None:
+            return
+        record = handle.persisted.record(
+            handle.process, program=handle.program, owner=handle.owner, boot=self.boot, turns=handle.turns
+        )
+        try:
+            await self.store.commit(record)
+        except Exception as err:  # a full disk, a locked file: the conversation goes on in memory
+            log.error("process %s could not be saved to the state database: %s", handle.id, err)
+            return
+        handle.persisted.committed(record)
+
+    async def _restore(self, process_id: str, owner: Owner) -> Handle | None:
+        """A stored process the caller may use, back in memory; None when it is not theirs or unknown.
+
+        Connection and session owners end with the server start that recorded them, so a process
+        whose owner was such a session of an earlier start belongs to whoever holds its
+        unguessable id (as under the session-less 2026 protocol)."""
+        assert self.store is not None
+        stored = await self.store.load(process_id)
+        if stored is None or stored.document is None:
+            return None
+        if stored.owner is not None and stored.owner != owner:
+            from_earlier_session = stored.owner.startswith(("sse:", "http:")) and stored.boot != self.boot
+            if not from_earlier_session:
+                return None
+        published = self.catalog.programs.get(stored.program)
+        if published is None:
+            raise McpToolError(
+                f"process '{process_id}' runs program '{stored.program}', no longer published here"
+            )
+        try:
+            process = LLMProcess.restore(stored.document, published.program)
+        except LLMProcError as err:
+            raise McpToolError(f"process '{process_id}' can not be restored: {err}") from None
+        new_owner = owner if stored.owner is not None else None
+        with _as_tool_errors():
+            handle = self.table.create(stored.program, published.program, new_owner, process=process)
+        handle.turns = stored.turns
+        handle.persisted = Persisted.of(process)
+        if new_owner != stored.owner or stored.boot != self.boot:
+            await self.store.set_owner(process_id, new_owner, self.boot)
+        log.info("process %s restored from the state database (%d messages)", process_id, stored.length)
+        return handle
 
     def _create(self, name: str, program: Any, owner: Owner, *, process: Any = None) -> Handle:
         with _as_tool_errors():
@@ -388,6 +475,7 @@ class LLMProcServer:
             request_depth.reset(nesting)
             handle.last_used = _now()
         handle.turns += 1
+        await self._persist(handle)
         return _result(handle, result, result.text)
 
     # -- sampling under MCP 2026-07-28: the run waits between tool-call rounds ----------------------
@@ -456,6 +544,7 @@ class LLMProcServer:
                 raise McpToolError(f"the client did not answer a sampling round within {_ROUND_TIMEOUT:g}s")
             raise McpToolError(f"the run failed: {type(value).__name__}: {value}")
         handle.turns += 1
+        await self._persist(handle)
         return _result(handle, value, value.text)
 
     def _depth_of(self, ctx: Any) -> int:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from ..errors import ToolError
 from ..process import LLMProcess
 from ..program import LLMProgram
+from ..store import Persisted, iso_utc
 
 Owner = str | None
 
@@ -27,6 +28,8 @@ class Handle:
     created: float = field(default_factory=time.time)
     last_used: float = field(default_factory=time.time)
     turns: int = 0
+    persisted: Persisted = field(default_factory=Persisted)
+    """What the state database holds of the process (with --state)."""
 
     @property
     def id(self) -> str:
@@ -39,14 +42,10 @@ class Handle:
             "turns": self.turns,
             "messages": len(self.process.messages),
             "cost_usd": self.process.cost_usd,
-            "created": _iso(self.created),
-            "last_activity": _iso(self.last_used),
+            "created": iso_utc(self.created),
+            "last_activity": iso_utc(self.last_used),
             "parent_id": self.process.parent_id,
         }
-
-
-def _iso(stamp: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
 
 
 class ProcessTable:
@@ -55,6 +54,9 @@ class ProcessTable:
         self.idle_seconds = idle_seconds
         self._handles: dict[str, Handle] = {}
         self._defaults: dict[tuple[str, str], str] = {}
+
+    def __contains__(self, process_id: str) -> bool:
+        return process_id in self._handles
 
     def create(
         self, name: str, program: LLMProgram, owner: Owner, *, process: LLMProcess | None = None
@@ -76,6 +78,14 @@ class ProcessTable:
         if handle is None or (handle.owner is not None and handle.owner != owner):
             raise ToolError(f"unknown process '{process_id}'")
         return handle
+
+    def default_id(self, owner: Owner, name: str) -> str | None:
+        """The id of the caller's default process for `name`, if it is in memory."""
+        found = self._defaults.get((owner, name)) if owner is not None else None
+        return found if found in self._handles else None
+
+    def set_default(self, owner: str, name: str, handle: Handle) -> None:
+        self._defaults[(owner, name)] = handle.id
 
     def default(self, owner: Owner, name: str, program: LLMProgram) -> Handle:
         """The caller's process for `name`: created on first use; without an identity, always new."""
