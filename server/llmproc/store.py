@@ -170,6 +170,10 @@ class SqliteStore:
                 raise StoreError(f"{where} is damaged ({check}); restore a backup or start a new file")
         except sqlite3.DatabaseError as err:
             db.close()
+            if "malformed" in str(err):
+                raise StoreError(
+                    f"{where} is damaged ({err}); restore a backup or start a new file"
+                ) from None
             raise StoreError(f"{where} is not usable: {err} (is it an SQLite database?)") from None
         except StoreError:
             db.close()

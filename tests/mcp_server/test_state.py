@@ -21,7 +21,7 @@ from mcp.client.stdio import StdioServerParameters
 
 from fake_provider import Fault, Turn
 from http_servers import free_port, serve_process
-from llmproc.store import SqliteStore, StoreError
+from llmproc.store import SqliteStore, StoreError, TurnRecord
 
 COUNTER = (
     '[model]\nname = "s"\nprovider = "scripted"\n[scripted]\nreplies = ["one", "two", "three", "four"]\n'
@@ -188,6 +188,23 @@ def test_a_file_that_is_not_a_database_is_refused_at_start(programs, tmp_path):
         "(is it an SQLite database?)"
     )
     assert state.read_text().startswith("these are my notes")  # untouched
+
+
+async def test_a_damaged_database_is_refused_at_start(programs, tmp_path):
+    state = tmp_path / "state.db"
+    store = SqliteStore(state)
+    for turn in range(1, 30):
+        message = {"id": f"msg-{turn}", "role": "user", "content": [{"type": "text", "text": "y" * 5000}]}
+        await store.commit(TurnRecord("p", "counter", None, "b", turn, {}, turn - 1, [message], {}))
+    await store.close()
+    data = bytearray(state.read_bytes())
+    data[8192:40000] = b"Z" * (40000 - 8192)  # pages overwritten in the middle of the file
+    state.write_bytes(bytes(data))
+    done = run_server(programs, state)
+    assert done.returncode == 3
+    assert (
+        "is damaged (database disk image is malformed); restore a backup or start a new file" in done.stderr
+    )
 
 
 def test_another_applications_database_is_refused(programs, tmp_path):
