@@ -7,7 +7,9 @@ named, not in the middle of a conversation. Linked programs themselves load lazi
 
 from __future__ import annotations
 
+import functools
 import glob
+import hashlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -290,6 +292,13 @@ class LLMProgram:
             or self.config.model.display_name
             or f"{self.config.model.provider} {self.config.model.name}"
         )
+
+    @functools.cached_property
+    def source_hash(self) -> str | None:
+        """SHA-256 of the file text this program was loaded from (None when built in Python).
+
+        Snapshots record it, so a restore can tell that the file has changed since."""
+        return hashlib.sha256(self._text.encode("utf-8")).hexdigest() if self._text is not None else None
 
     def add_tool(self, function: Callable[..., Any]) -> LLMProgram:
         """Register a Python function as a tool of processes started from this program."""

@@ -10,7 +10,6 @@ server's store appends turn by turn (`message_to_json`).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -138,17 +137,8 @@ def program_reference(program: LLMProgram) -> dict[str, Any]:
     reference: dict[str, Any] = {"provider": model.provider, "model": model.name}
     if program.path is not None:
         reference["path"] = str(program.path)
-        reference["sha256"] = program_hash(program)
+        reference["sha256"] = program.source_hash
     return reference
-
-
-def program_hash(program: LLMProgram) -> str | None:
-    if program.path is None:
-        return None
-    try:
-        return hashlib.sha256(program.path.read_bytes()).hexdigest()
-    except OSError:
-        return None
 
 
 def family(provider: str) -> str:
@@ -236,7 +226,7 @@ def restore(
             "its messages carry provider-specific parts. Pass convert=True to restore it anyway "
             "(thinking and replay data of the old provider are dropped)"
         )
-    saved_hash, current = reference.get("sha256"), program_hash(program)
+    saved_hash, current = reference.get("sha256"), program.source_hash
     changed = bool(saved_hash and current and saved_hash != current)
     if changed:
         log.warning(
