@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,9 @@ class Fault:
     status: HTTP status with an error body (429, 500, 529...), or 200 with `in_stream`
     to send an error event inside an SSE stream. `cut_stream_after` closes a stream
     after that many events; `hang` sleeps that many seconds before answering;
-    `malformed` sends a body that is not valid JSON.
+    `malformed` sends a body that is not valid JSON. `drop` ends the connection with no
+    reply at all: "reset" with a TCP reset, "close" with a clean close (curl's "empty
+    reply from server").
     """
 
     status: int = 500
@@ -54,3 +56,4 @@ class Fault:
     hang: float = 0.0
     malformed: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    drop: Literal["reset", "close"] | None = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -102,7 +104,7 @@ class FakeProviderServer:
     def start(self) -> FakeProviderServer:
         handler = type("Handler", (_Handler,), {"fake": self})
         self._httpd = _QuietServer(("127.0.0.1", 0), handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
         return self
 
@@ -144,7 +146,10 @@ class FakeProviderServer:
     def next_item(self, view: ConversationView, body: Any = None) -> Turn | Fault:
         with self._lock:
             if self._script:
-                return self._script.popleft()
+                item = self._script.popleft()
+                if isinstance(item, Fault) and item.drop:
+                    raise _Dropped(item.drop)
+                return item
         if self.responder is not None:
             answer = self.responder(view, body)
             if answer is not None:
@@ -157,6 +162,13 @@ class FakeProviderServer:
 
     def bodies(self, path_part: str = "") -> list[Any]:
         return [r.body for r in self.requests if path_part in r.path]
+
+
+class _Dropped(Exception):
+    """The scripted fault is a connection that ends without a reply."""
+
+    def __init__(self, how: str) -> None:
+        self.how = how
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -192,11 +204,21 @@ class _Handler(BaseHTTPRequestHandler):
         if api is None:
             self._write_json(JsonResponse(404, {"error": {"message": f"no such endpoint {self.path}"}}))
             return
-        response = api.handle(self.fake, self.path, headers, body)
+        try:
+            response = api.handle(self.fake, self.path, headers, body)
+        except _Dropped as dropped:
+            self._drop(dropped.how)
+            return
         if isinstance(response, SseResponse):
             self._write_sse(response)
         else:
             self._write_json(response)
+
+    def _drop(self, how: str) -> None:
+        if how == "reset":  # SO_LINGER 0: close() sends RST instead of FIN
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
 
     def _write_json(self, response: JsonResponse) -> None:
         data = (
@@ -221,6 +243,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         for index, frame in enumerate(response.frames):
             if response.cut_after is not None and index >= response.cut_after:
+                self.wfile.write(frame[: len(frame) // 2].encode())  # cut off inside an event
+                self.wfile.flush()
                 break
             self.wfile.write(frame.encode())
             self.wfile.flush()

@@ -25,7 +25,7 @@ from ..result import Usage
 from . import vertex
 from .base import ConversionCache, ProviderRequest, ProviderResponse
 from .retry import TextSink, request_with_retries
-from .sdk_errors import map_credentials_error, map_sdk_error
+from .sdk_errors import map_credentials_error, map_sdk_error, retried_by_sdk
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -196,8 +196,13 @@ class AnthropicProvider:
             on_text=request.on_text,
             map_error=self._map_error,
             max_retries=self._model.max_retries,
-            retry_in_stream=stream,
+            sdk_retried=self._sdk_retried,
         )
+
+    def _sdk_retried(self, err: Exception) -> bool:
+        import anthropic
+
+        return retried_by_sdk(anthropic, err)
 
     def _map_error(self, err: Exception) -> ProviderError | None:
         import anthropic

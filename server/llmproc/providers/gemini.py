@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import json
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -20,11 +21,14 @@ from ..result import Usage
 from . import vertex
 from .base import ConversionCache, ProviderRequest, ProviderResponse
 from .retry import TextSink, request_with_retries
-from .sdk_errors import is_retryable_status, map_credentials_error
+from .sdk_errors import is_retryable_status, map_credentials_error, unreadable_reply
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
     from ..program import LLMProgram
+
+_SDK_RETRIED_STATUSES = (408, 409, 429, 500, 502, 503, 504)
+"""google-genai retries these statuses; connection errors and unreadable replies are retried here."""
 
 PARAMETERS = frozenset(
     {"max_tokens", "temperature", "top_p", "top_k", "stop", "seed", "thinking_budget"}
@@ -76,7 +80,7 @@ class GeminiProvider:
         retry = types.HttpRetryOptions(
             attempts=model.max_retries + 1,
             initial_delay=0.5,
-            http_status_codes=[408, 409, 429, 500, 502, 503, 504],
+            http_status_codes=list(_SDK_RETRIED_STATUSES),
         )
         http = types.HttpOptions(
             base_url=model.base_url,
@@ -141,13 +145,19 @@ class GeminiProvider:
         async def attempt(on_text: TextSink) -> ProviderResponse:
             if not stream:
                 return _response([await client.aio.models.generate_content(**kwargs)])
+            from google.genai import errors
+
             chunks = []
-            async for chunk in await client.aio.models.generate_content_stream(**kwargs):
-                chunks.append(chunk)
-                for part in _parts_of(chunk):
-                    if part.text and not part.thought:
-                        await on_text(part.text)
-            if not chunks or not any(_finish_reason(c) for c in chunks):
+            try:
+                async for chunk in await client.aio.models.generate_content_stream(**kwargs):
+                    chunks.append(chunk)
+                    for part in _parts_of(chunk):
+                        if part.text and not part.thought:
+                            await on_text(part.text)
+                complete = any(_finish_reason(c) for c in chunks)
+            except errors.UnknownApiResponseError:  # an event cut off in the middle
+                complete = False
+            if not complete:
                 raise ProviderError(
                     "the Gemini stream ended before the reply was complete",
                     provider=self.name,
@@ -160,8 +170,13 @@ class GeminiProvider:
             on_text=request.on_text,
             map_error=self._map_error,
             max_retries=self._model.max_retries,
-            retry_in_stream=stream,
+            sdk_retried=self._sdk_retried,
         )
+
+    def _sdk_retried(self, err: Exception) -> bool:
+        from google.genai import errors
+
+        return isinstance(err, errors.APIError) and err.code in _SDK_RETRIED_STATUSES
 
     def _map_error(self, err: Exception) -> ProviderError | None:
         import httpx2
@@ -185,6 +200,9 @@ class GeminiProvider:
                 kind=kind,
                 retryable=is_retryable_status(status, kind),
             )
+        if isinstance(err, (errors.UnknownApiResponseError, json.JSONDecodeError)):
+            reason = ValueError("the body is not JSON")  # the SDK's message quotes the whole body
+            return unreadable_reply("Gemini API", reason, provider=self.name)
         if isinstance(err, httpx2.TimeoutException):
             return ProviderError(
                 f"Gemini request timed out after {self._model.timeout:g}s; raise [model] timeout",

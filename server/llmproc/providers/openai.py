@@ -30,7 +30,7 @@ from ..messages import (
 from ..result import Usage
 from .base import ConversionCache, ProviderRequest, ProviderResponse
 from .retry import TextSink, request_with_retries
-from .sdk_errors import map_sdk_error
+from .sdk_errors import map_sdk_error, retried_by_sdk
 
 if TYPE_CHECKING:
     from ..config import ModelConfig
@@ -114,6 +114,11 @@ class OpenAIProvider:
             max_retries=self._model.max_retries,
         )
 
+    def _sdk_retried(self, err: Exception) -> bool:
+        import openai
+
+        return retried_by_sdk(openai, err)
+
     def _map_error(self, err: Exception) -> ProviderError | None:
         import openai
 
@@ -195,7 +200,7 @@ class OpenAIChatProvider(OpenAIProvider):
             on_text=request.on_text,
             map_error=self._map_error,
             max_retries=self._model.max_retries,
-            retry_in_stream=stream,
+            sdk_retried=self._sdk_retried,
         )
 
     async def _stream(self, client: Any, kwargs: dict[str, Any], on_text: TextSink) -> ProviderResponse:

@@ -102,7 +102,7 @@ class OpenAIResponsesProvider(OpenAIProvider):
             on_text=request.on_text,
             map_error=self._map_error,
             max_retries=self._model.max_retries,
-            retry_in_stream=stream,
+            sdk_retried=self._sdk_retried,
         )
 
     async def _stream(self, client: Any, kwargs: dict[str, Any], on_text: TextSink) -> ProviderResponse:

@@ -1,8 +1,9 @@
 """One provider request with error mapping, and the retries the SDKs do not do themselves.
 
-The SDKs retry HTTP failures (408/409/429/5xx, connection errors) honouring retry-after.
-They can not retry a failure that arrives inside a stream after a 200 (an overload
-event, a cut connection). Such a stream is retried here, but only while no text has
+The SDKs retry HTTP failures (408/409/429/5xx, and for some connection errors) honouring
+retry-after. They do not retry a failure that arrives after a 200: an overload event
+inside a stream, a cut connection, a body that is not JSON; nor, for some SDKs, a
+connection reset. Those are retried here when retryable, but only while no text has
 reached the caller, so nothing is shown twice.
 """
 
@@ -24,8 +25,9 @@ async def request_with_retries(
     on_text: TextSink | None,
     map_error: Callable[[Exception], ProviderError | None],
     max_retries: int,
-    retry_in_stream: bool,
+    sdk_retried: Callable[[Exception], bool],
 ) -> ProviderResponse:
+    """`sdk_retried(err)`: whether the SDK already spent its retries on this kind of failure."""
     tries = 0
     while True:
         emitted = False
@@ -42,8 +44,9 @@ async def request_with_retries(
             error = err if isinstance(err, ProviderError) else map_error(err)
             if error is None:
                 raise
-            if retry_in_stream and error.retryable and not emitted and tries < max_retries:
+            again = error.retryable and not emitted and not sdk_retried(err)
+            if again and tries < max_retries:
+                await anyio.sleep(min(0.5 * 2**tries, 8.0))  # 0.5 s, 1 s, 2 s ... as the SDKs do
                 tries += 1
-                await anyio.sleep(min(0.5 * 2**tries, 8.0))
                 continue
             raise error from None

@@ -7,6 +7,7 @@ never includes request headers, so API keys can not leak into it.
 
 from __future__ import annotations
 
+import json
 from types import ModuleType
 from typing import Any
 
@@ -23,6 +24,13 @@ _HINTS = {
 
 def is_retryable_status(status: int | None, kind: str | None) -> bool:
     return (status or 0) in (408, 409, 429) or (status or 0) >= 500 or kind == "overloaded_error"
+
+
+def retried_by_sdk(sdk: ModuleType, err: Exception) -> bool:
+    """The Stainless SDKs retry an HTTP error status and a failure to connect, not what follows a 200."""
+    if isinstance(err, sdk.APIStatusError):
+        return err.status_code != 200
+    return isinstance(err, sdk.APIConnectionError)
 
 
 def map_sdk_error(
@@ -55,11 +63,17 @@ def map_sdk_error(
             kind=kind,
             retryable=is_retryable_status(status, kind),
         )
-    if isinstance(err, sdk.APIError):  # e.g. a malformed body the SDK could not read
-        return ProviderError(
-            f"{api} sent a reply that could not be read: {err}", provider=provider, retryable=True
-        )
+    if isinstance(err, (sdk.APIError, json.JSONDecodeError)):  # a body the SDK could not read
+        return unreadable_reply(api, err, provider=provider)
     return None
+
+
+def unreadable_reply(api: str, err: Exception, *, provider: str) -> ProviderError:
+    """A 200 whose body is not JSON (a proxy's page, a cut body): worth one more try."""
+    detail = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+    return ProviderError(
+        f"{api} sent a reply that could not be read: {detail}", provider=provider, retryable=True
+    )
 
 
 def map_credentials_error(err: Exception, *, provider: str) -> ProviderError | None:
