@@ -239,6 +239,11 @@ class LimitsConfig(_Section):
     max_access: AccessLevel = Field(
         "admin", description="Highest tool access level allowed; children never get more than their parent."
     )
+    max_tool_result_chars: int = Field(
+        100_000,
+        ge=1000,
+        description="Longer tool results are cut to this size ([file_descriptor] pages them instead).",
+    )
 
 
 class EnvInfoConfig(BaseModel):

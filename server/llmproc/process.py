@@ -437,9 +437,9 @@ class LLMProcess:
         run.pending = [self._user_message(text)]
 
     def _page_long_result(self, result: ToolResultBlock) -> ToolResultBlock:
-        """A tool result over the size limit becomes a file descriptor (when the program has them)."""
+        """A tool result over the size limit becomes a file descriptor, or is cut without them."""
         if self.fds is None or result.is_error or result.name == "read_fd":
-            return result
+            return _cut_long_result(result, self.program.config.limits.max_tool_result_chars)
         limit = self.program.config.file_descriptor.max_direct_output_chars
         replacement = self.fds.page_if_long(result.text, source=f"The result of {result.name}", limit=limit)
         if replacement is None:
@@ -532,3 +532,17 @@ def _record(call: ToolCallBlock, result: ToolResultBlock, seconds: float) -> Too
     text = result.text
     short = text if len(text) <= 2000 else text[:2000] + "…"
     return ToolCallRecord(call.id, call.name, call.arguments, short, result.is_error, round(seconds, 4))
+
+
+def _cut_long_result(result: ToolResultBlock, limit: int) -> ToolResultBlock:
+    """Keep a tool result's text within `limit` characters, saying what was left out."""
+    text = result.text
+    if len(text) <= limit:
+        return result
+    note = (
+        f"\n[result cut: {len(text):,} characters, the first {limit:,} shown; "
+        "[file_descriptor] enabled would page through all of it]"
+    )
+    images = tuple(b for b in result.content if not isinstance(b, TextBlock))
+    cut = TextBlock(text[:limit] + note)
+    return ToolResultBlock(result.tool_call_id, (cut, *images), result.is_error, result.name)

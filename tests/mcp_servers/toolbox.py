@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import sys
 
 import mcp_types as types
 from mcp.server import MCPServer
-from mcp.server.mcpserver import Image
+from mcp.server.mcpserver import Context, Image
 
 # A 1x1 transparent PNG.
 PIXEL = base64.b64decode(
@@ -22,6 +23,8 @@ PIXEL = base64.b64decode(
 )
 
 app = MCPServer("toolbox", version="1.0")
+WIRE = os.dup(1)
+"""The stdio wire, kept before the SDK diverts sys.stdout: tools that break the protocol write here."""
 
 
 @app.tool(annotations=types.ToolAnnotations(read_only_hint=True))
@@ -100,6 +103,25 @@ def big(size: int) -> str:
         lines.append(line)
         total += len(line) + 1
     return "\n".join(lines)
+
+
+@app.tool()
+async def noise(ctx: Context) -> str:
+    """Write lines that are not JSON-RPC to stdout, then answer normally."""
+    os.write(WIRE, b'this is not JSON\n{"jsonrpc": "2.0", "what": 1}\n[1, 2\n')
+    return "answered after the noise"
+
+
+@app.tool()
+async def bad_reply(ctx: Context) -> str:
+    """Answer this call with a JSON-RPC response whose result is not a tool result, then go quiet."""
+    request_id = (
+        int(ctx.request_id) if str(ctx.request_id).isdigit() else ctx.request_id
+    )  # as the client sent it
+    reply = {"jsonrpc": "2.0", "id": request_id, "result": {"content": "not a list", "isError": "no"}}
+    os.write(WIRE, json.dumps(reply).encode() + b"\n")
+    await asyncio.sleep(3600)
+    return "never"
 
 
 def main() -> None:

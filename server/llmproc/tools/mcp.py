@@ -370,6 +370,7 @@ class McpToolset:
     async def call(self, name: str, arguments: dict[str, Any]) -> ToolOutcome:
         from mcp import MCPError
         from mcp_types import CONNECTION_CLOSED
+        from pydantic import ValidationError
 
         real = self._real_names[name]
         where = f"MCP server '{self.server}'"
@@ -395,6 +396,15 @@ class McpToolset:
                     is_error=True,
                 )
             return ToolOutcome.text(f"{where} refused '{real}': {err.message}", is_error=True)
+        except ValidationError as err:  # the server broke the protocol; it may do so again
+            await self.connection.restart_later()
+            problem = err.errors()[0]
+            field = ".".join(str(part) for part in problem["loc"]) or "result"
+            return ToolOutcome.text(
+                f"{where} sent a reply to '{real}' that is not a valid tool result "
+                f"({field}: {problem['msg']}); it will be started again on next use",
+                is_error=True,
+            )
         except Exception as err:
             await self.connection.restart_later()
             return ToolOutcome.text(f"{where} failed during '{real}': {_reason(err)}", is_error=True)
