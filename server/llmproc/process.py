@@ -466,6 +466,13 @@ class LLMProcess:
 
     # -- lifetime ------------------------------------------------------------------------------
 
+    async def wait_idle(self) -> None:
+        """Return once no run of this process is in progress on this event loop."""
+        lock = self._locks.get(asyncio.get_running_loop())
+        if lock is not None:
+            async with lock:
+                pass
+
     async def aclose(self) -> None:
         """Release the process's resources (its share of MCP servers); further runs raise ProcessError."""
         if self._closed:

@@ -8,7 +8,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ import pytest
 from fake_provider import ScriptedToolCall, Turn
 from http_servers import TOOLBOX
 from llmproc import LLMProcess, McpServerError
+from server_thread import descendants
 
 MODEL = '[model]\nname = "claude-haiku-4-5"\nprovider = "anthropic"\nmax_retries = 0\n'
 SERVER = (
@@ -23,26 +23,6 @@ SERVER = (
     "timeout = 2\n"
 )
 HUGE = 5_000_000  # characters of tool result
-
-
-def descendants(pid: int) -> set[int]:
-    """Every live process below `pid` (children, grandchildren...), from /proc."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z":  # zombies have exited
-            parents.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
 
 
 async def settled_descendants(expected: set[int], timeout: float = 10.0) -> set[int]:

@@ -49,3 +49,12 @@ def test_idle_processes_are_evicted():
     assert table.evict_idle() == [old]
     assert len(table) == 1 and table.get(fresh.id, "alice") is fresh
     assert table.default("alice", "echo", PROGRAM) is not old  # a new default replaces it
+
+
+def test_the_server_keeps_the_table_it_is_given_even_while_empty(tmp_path):
+    """An empty table is falsy: `table or ProcessTable()` once dropped --idle-timeout and --max-processes."""
+    from llmproc.mcp_server.app import LLMProcServer
+    from llmproc.mcp_server.catalog import Catalog
+
+    table = ProcessTable(max_per_caller=3, idle_seconds=5)
+    assert LLMProcServer(Catalog.load(tmp_path), table=table).table is table

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -46,6 +47,20 @@ def _parser() -> argparse.ArgumentParser:
         default=3600.0,
         metavar="SECONDS",
         help="forget processes idle this long (with --state they stay on disk)",
+    )
+    parser.add_argument(
+        "--session-timeout",
+        type=float,
+        default=1800.0,
+        metavar="SECONDS",
+        help="Streamable HTTP: end a session that sent nothing this long (a client that vanished)",
+    )
+    parser.add_argument(
+        "--max-live-processes",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="processes kept in memory in all; past it the least recently used idle one leaves",
     )
     parser.add_argument(
         "--max-processes", type=int, default=100, metavar="N", help="live processes one client may keep"
@@ -102,7 +117,8 @@ class BearerTokenMiddleware:
         await self.app(scope, receive, send)
 
 
-async def serve(args: argparse.Namespace) -> int:
+async def serve(args: argparse.Namespace, *, started: Callable[[Any], None] | None = None) -> int:
+    """Run the server until cancelled; `started` is handed the LLMProcServer (for embedding, tests)."""
     from ..mcp_server.app import LLMProcServer
     from ..mcp_server.catalog import Catalog, CatalogError
     from ..mcp_server.handles import ProcessTable
@@ -132,12 +148,17 @@ async def serve(args: argparse.Namespace) -> int:
         except StoreError as err:
             print(f"llmproc-mcp: error: {err}", file=sys.stderr)
             return 3
-    table = ProcessTable(max_per_caller=args.max_processes, idle_seconds=args.idle_timeout)
+    table = ProcessTable(
+        max_per_caller=args.max_processes, idle_seconds=args.idle_timeout, max_live=args.max_live_processes
+    )
     server = LLMProcServer(
         catalog, transport=args.transport, table=table, max_depth=args.max_depth, store=store
     )
+    if started is not None:
+        started(server)
     try:
         async with anyio.create_task_group() as tasks:
+            tasks.start_soon(server.evict_forever)
             if args.reload_interval > 0:
                 tasks.start_soon(_watch, server, args.reload_interval)
             if args.transport == "stdio":
@@ -169,7 +190,10 @@ async def _serve_http(server: Any, args: argparse.Namespace) -> None:
     if args.transport == "sse":
         app: Any = server.mcp.sse_app(host=args.host)
     else:
-        app = server.mcp.streamable_http_app(host=args.host)
+        app = server.mcp.streamable_http_app(host=args.host, session_idle_timeout=args.session_timeout)
+    from ..mcp_server.sessions import SessionEnds
+
+    app = SessionEnds(app, server.end_session)  # an ended session's processes leave memory
     token = args.auth_token or os.environ.get(TOKEN_VARIABLE)
     if token:
         app = BearerTokenMiddleware(app, token)
@@ -181,7 +205,12 @@ async def _serve_http(server: Any, args: argparse.Namespace) -> None:
     print(f"llmproc-mcp: serving {len(server.catalog.programs)} programs at http://{args.host}:{args.port}{path}",
           file=sys.stderr)  # fmt: skip
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
-    await uvicorn.Server(config).serve()
+    http = uvicorn.Server(config)
+    try:
+        await http.serve()
+    finally:  # cancelled (embedded, or Ctrl-C): uvicorn's own shutdown did not run; free the port
+        for listener in getattr(http, "servers", []):
+            listener.close()
 
 
 def main(argv: list[str] | None = None) -> int:

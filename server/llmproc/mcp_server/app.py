@@ -153,9 +153,10 @@ class LLMProcServer:
         self._restoring = asyncio.Lock()
         self.transport = transport
         self.max_depth = max_depth
-        self.table = table or ProcessTable()
+        self.table = table if table is not None else ProcessTable()  # an empty table is falsy
         self._bus = InMemorySubscriptionBus()
         self._legacy_sessions: dict[str, Any] = {}  # caller -> the latest session, for list_changed
+        self._last_sweep = 0.0
         self._parked: dict[str, _ParkedRun] = {}  # request_state -> a run waiting for a sampling answer
         client_log.install()
         self.mcp = self._build()
@@ -325,7 +326,7 @@ class LLMProcServer:
         server = self
 
         async def list_processes(ctx: Context) -> ProcessList:
-            await server._evict_idle()
+            await server._evict_idle(now=True)
             owner = caller_of(ctx, server.transport)
             server._seen(ctx, owner)
             return ProcessList(
@@ -558,9 +559,30 @@ class LLMProcServer:
                 pass
         return composition_depth()
 
-    async def _evict_idle(self) -> None:
-        for handle in self.table.evict_idle():
+    async def _evict_idle(self, *, now: bool = False) -> None:
+        """Close idle processes; at most once a second on the call path (the scan visits them all)."""
+        clock = time.monotonic()
+        if not now and clock - self._last_sweep < 1.0 and not self.table.evicted:
+            return
+        self._last_sweep = clock
+        gone, self.table.evicted = [*self.table.evict_idle(), *self.table.evicted], []
+        for handle in gone:
             await handle.process.aclose()
+
+    async def evict_forever(self) -> None:
+        """Idle processes leave memory even when no call comes along to notice them."""
+        interval = max(0.5, min(60.0, self.table.idle_seconds / 4))
+        while True:
+            await asyncio.sleep(interval)
+            await self._evict_idle(now=True)
+
+    async def end_session(self, owner: str) -> None:
+        """A session ended (the client closed it): its processes can no longer be reached, so
+        they leave memory now rather than at the idle timeout. With --state they stay on disk."""
+        for handle in self.table.release(owner):
+            await handle.process.wait_idle()  # its runs were cancelled with the session
+            await handle.process.aclose()
+        self._legacy_sessions.pop(owner, None)  # and the session object kept for list_changed
 
     async def aclose(self) -> None:
         """Close every process (and so the MCP servers they use)."""

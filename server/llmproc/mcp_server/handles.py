@@ -49,11 +49,18 @@ class Handle:
 
 
 class ProcessTable:
-    def __init__(self, *, max_per_caller: int = 100, idle_seconds: float = 3600.0) -> None:
+    def __init__(
+        self, *, max_per_caller: int = 100, idle_seconds: float = 3600.0, max_live: int = 10_000
+    ) -> None:
         self.max_per_caller = max_per_caller
         self.idle_seconds = idle_seconds
+        self.max_live = max_live
+        """Processes kept in memory in all; past it the least recently used idle one leaves."""
         self._handles: dict[str, Handle] = {}
         self._defaults: dict[tuple[str, str], str] = {}
+        self._owned: dict[str, set[str]] = {}  # owner -> process ids: O(1) caps and releases
+        self.evicted: list[Handle] = []
+        """Handles pushed out by max_live, for the server to close."""
 
     def __contains__(self, process_id: str) -> bool:
         return process_id in self._handles
@@ -61,16 +68,16 @@ class ProcessTable:
     def create(
         self, name: str, program: LLMProgram, owner: Owner, *, process: LLMProcess | None = None
     ) -> Handle:
-        if (
-            owner is not None
-            and sum(1 for h in self._handles.values() if h.owner == owner) >= self.max_per_caller
-        ):
+        if owner is not None and len(self._owned.get(owner, ())) >= self.max_per_caller:
             raise ToolError(
                 f"you have {self.max_per_caller} live processes, the most one client may keep; "
                 "reset some (reset with process_id) or wait for idle ones to expire"
             )
+        self.evicted.extend(self._make_room())
         handle = Handle(process or LLMProcess(program), name, owner)
         self._handles[handle.id] = handle
+        if owner is not None:
+            self._owned.setdefault(owner, set()).add(handle.id)
         return handle
 
     def get(self, process_id: str, owner: Owner) -> Handle:
@@ -101,23 +108,52 @@ class ProcessTable:
     def owned_by(self, owner: Owner) -> list[Handle]:
         if owner is None:
             return []
-        return [h for h in self._handles.values() if h.owner == owner]
+        return [self._handles[i] for i in self._owned.get(owner, ())]
 
     async def remove(self, handle: Handle) -> None:
-        self._handles.pop(handle.id, None)
-        self._defaults = {k: v for k, v in self._defaults.items() if v != handle.id}
+        self._forget(handle)
         await handle.process.aclose()
+
+    def release(self, owner: str) -> list[Handle]:
+        """Forget every process of an owner that is gone (an ended session); the caller closes them."""
+        handles = self.owned_by(owner)
+        for handle in handles:
+            self._forget(handle)
+        return handles
 
     def evict_idle(self) -> list[Handle]:
         """Forget processes idle for longer than the limit (never one that is running)."""
         cutoff = time.time() - self.idle_seconds
         idle = [h for h in self._handles.values() if h.last_used < cutoff and not h.process.running]
         for handle in idle:
-            self._handles.pop(handle.id, None)
-        if idle:
-            gone = {h.id for h in idle}
-            self._defaults = {k: v for k, v in self._defaults.items() if v not in gone}
+            self._forget(handle)
         return idle
+
+    def _make_room(self) -> list[Handle]:
+        """At max_live, the least recently used idle process leaves (with --state: to the disk)."""
+        if len(self._handles) < self.max_live:
+            return []
+        idle = [h for h in self._handles.values() if not h.process.running]
+        if not idle:
+            raise ToolError(
+                f"the server is running {len(self._handles)} processes, its limit (--max-live-processes); "
+                "try again when some have finished"
+            )
+        oldest = min(idle, key=lambda h: h.last_used)
+        self._forget(oldest)
+        return [oldest]
+
+    def _forget(self, handle: Handle) -> None:
+        self._handles.pop(handle.id, None)
+        if handle.owner is not None:
+            owned = self._owned.get(handle.owner)
+            if owned is not None:
+                owned.discard(handle.id)
+                if not owned:
+                    del self._owned[handle.owner]
+            key = (handle.owner, handle.program)
+            if self._defaults.get(key) == handle.id:
+                del self._defaults[key]
 
     def __len__(self) -> int:
         return len(self._handles)

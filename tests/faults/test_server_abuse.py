@@ -1,0 +1,217 @@
+"""`llmproc-mcp` over Streamable HTTP under abuse: malformed JSON-RPC, unknown methods,
+oversized arguments, 1,000 sessions, clients that vanish mid-run, random cancellations.
+The server keeps serving, and what it holds (tasks, file descriptors, children, processes,
+sessions, memory) returns to where it was."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import random
+import sys
+import textwrap
+from pathlib import Path
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from fake_provider import FakeProviderServer
+from http_servers import TOOLBOX
+from server_thread import ServerThread
+
+SCRIPTED = '[model]\nname = "s"\nprovider = "scripted"\n'
+HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+SESSIONS = 1000 if os.environ.get("LLMPROC_LONG_TESTS") else 40
+"""1,000 sessions take about 100 s (client and server share this process): opt in to the long run."""
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "abuse", "version": "0"},
+    },
+}
+
+
+@pytest.fixture
+def programs(tmp_path: Path) -> Path:
+    root = tmp_path / "programs"
+    root.mkdir()
+    (root / "echo.toml").write_text(SCRIPTED)
+    (root / "slow.toml").write_text(
+        '[model]\nname = "claude-haiku-4-5"\nprovider = "anthropic"\nmax_retries = 0\n'
+        + textwrap.dedent(
+            f"""
+            [mcp.servers.toolbox]
+            command = {json.dumps(sys.executable)}
+            args = [{json.dumps(str(TOOLBOX))}]
+            [tools.mcp]
+            toolbox = ["sleep"]
+            """
+        )
+    )
+    return root
+
+
+@pytest.fixture
+def slow_provider(monkeypatch) -> FakeProviderServer:
+    """Every model turn takes 0.3 s; the model calls toolbox sleep once, then answers."""
+    with FakeProviderServer(latency=0.3) as fake:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
+        yield fake
+
+
+def text(result) -> str:
+    return result.content[0].text
+
+
+async def one_session(url: str, message: str = "hi", mode: str = "legacy") -> str:
+    """A 2025-era session (initialize ... DELETE), or with mode="2026-07-28" sessionless calls."""
+    async with Client(url, mode=mode) as client:
+        return text(await client.call_tool("run_echo", {"message": message}))
+
+
+async def test_malformed_requests_are_refused_and_the_server_keeps_serving(programs):
+    with ServerThread(programs) as server:
+        await one_session(server.url)  # warm up (a legacy session: its process goes with it)
+        before = await asyncio.to_thread(server.holdings)
+        async with httpx2.AsyncClient(timeout=10) as http:
+            bad_bodies = [
+                b"this is not JSON",
+                b"{",
+                b"[]",
+                b"42",
+                b'{"jsonrpc": "1.0", "id": 1, "method": "initialize"}',
+                b'{"id": 1, "method": "tools/call", "params": {"name": "run_echo"}}',
+                b'{"jsonrpc": "2.0", "id": {"x": 1}, "method": "tools/list"}',
+                json.dumps({**INITIALIZE, "params": "not an object"}).encode(),
+                b"\xff\xfe\x00garbage",
+                b"x" * (6 * 1024 * 1024),  # over the 4 MB body limit
+            ]
+            for body in bad_bodies:
+                response = await http.post(server.url, content=body, headers=HEADERS)
+                assert 400 <= response.status_code < 500, (
+                    body[:40],
+                    response.status_code,
+                    response.text[:200],
+                )
+            wrong_type = await http.post(
+                server.url, content=b"{}", headers={**HEADERS, "content-type": "text/xml"}
+            )
+            assert 400 <= wrong_type.status_code < 500
+            unknown_session = await http.post(
+                server.url, json=INITIALIZE, headers={**HEADERS, "mcp-session-id": "no-such-session"}
+            )
+            assert unknown_session.status_code in (400, 404)
+            opened = await http.post(server.url, json=INITIALIZE, headers=HEADERS)
+            session = {**HEADERS, "mcp-session-id": opened.headers["mcp-session-id"]}
+            initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+            assert (await http.post(server.url, json=initialized, headers=session)).status_code == 202
+            for n, method in enumerate(("tools/destroy", "no/such/method", "sampling/createMessage")):
+                request = {"jsonrpc": "2.0", "id": 10 + n, "method": method, "params": {}}
+                answer = await http.post(server.url, json=request, headers=session)
+                error = _json_rpc_reply(answer.text)["error"]
+                assert error["code"] == -32601, error  # method not found
+            assert (await http.delete(server.url, headers=session)).status_code == 200
+
+        async with Client(server.url, mode="legacy") as client:
+            huge = "word " * 60_000  # 300 KB of arguments (and 600 KB back): under the limits, served
+            reply = await client.call_tool("run_echo", {"message": huge})
+            assert not reply.is_error and len(text(reply)) == len(huge)
+            wrong = await client.call_tool("run_echo", {"message": {"nested": [1, 2]}})
+            assert wrong.is_error and "message" in text(wrong)
+            assert text(await client.call_tool("run_echo", {"message": "still fine"})) == "still fine"
+        assert await server.settle(before) == before
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_many_sessions_open_and_close_and_nothing_is_kept(programs, mode):
+    """Legacy sessions end with DELETE, which frees their processes at once; sessionless
+    callers' processes stay reachable by id until --idle-timeout."""
+    with ServerThread(programs, "--idle-timeout", "4") as server:
+        await asyncio.gather(*(one_session(server.url, mode=mode) for _ in range(20)))  # warm up
+        before = await server.settle(_no_processes(await asyncio.to_thread(server.holdings)))
+        objects = await asyncio.to_thread(_live_objects)
+        limit = asyncio.Semaphore(25)
+
+        async def session(n: int) -> str:
+            async with limit:
+                return await one_session(server.url, f"session {n}", mode)
+
+        replies = await asyncio.gather(*(session(n) for n in range(SESSIONS)))
+        assert replies == [f"session {n}" for n in range(SESSIONS)]
+        after = await server.settle(before)
+        assert after == before
+        grown = await asyncio.to_thread(_live_objects) - objects
+        # one session's process, transport and task group alone are hundreds of objects
+        assert grown < 3000, f"{grown:,} more live objects after {SESSIONS:,} closed sessions"
+
+
+async def test_clients_that_vanish_or_cancel_mid_run_leave_nothing_behind(programs, slow_provider):
+    with ServerThread(programs, "--idle-timeout", "3", "--session-timeout", "3") as server:
+        # warm up: the provider SDK's connection pool fills to what 30 concurrent runs use
+        await asyncio.gather(*(_ask(server.url, "run_slow", f"warm {n}", "legacy") for n in range(30)))
+        before = await server.settle(_no_processes(await asyncio.to_thread(server.holdings)))
+        rng = random.Random(8)
+
+        async def cancelled_run(n: int) -> None:
+            async with Client(server.url, mode="legacy") as client:
+                with pytest.raises(TimeoutError):
+                    async with asyncio.timeout(rng.uniform(0.05, 1.2)):
+                        await client.call_tool("run_slow", {"message": f"cancel me {n}"})
+                # the process is whole: a run was either cancelled away or completed
+                listing = (await client.call_tool("list_processes", {})).structured_content
+                for process in listing["processes"]:
+                    assert process["messages"] % 2 == 0 or process["messages"] >= 4, process
+
+        async def vanished_run(n: int) -> None:
+            """A client whose connection goes away with no DELETE and no cancel notification."""
+            http = httpx2.AsyncClient(timeout=30)
+            transport = streamable_http_client(server.url, http_client=http, terminate_on_close=False)
+            task = asyncio.create_task(_run_in(transport, f"vanish {n}"))
+            await asyncio.sleep(rng.uniform(0.1, 1.0))
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await http.aclose()
+
+        await asyncio.gather(*(cancelled_run(n) for n in range(15)), *(vanished_run(n) for n in range(15)))
+        assert text(await _ask(server.url, "run_echo", "after the abuse")) == "after the abuse"
+        # vanished sessions end at --session-timeout, their processes at --idle-timeout
+        after = await server.settle(before, timeout=30)
+        assert after == before
+
+
+def _live_objects() -> int:
+    gc.collect()
+    return len(gc.get_objects())
+
+
+def _no_processes(holdings):
+    from dataclasses import replace
+
+    return replace(holdings, processes=0)
+
+
+def _json_rpc_reply(body: str) -> dict:
+    """The JSON-RPC message of a reply sent as JSON or as one SSE event."""
+    if body.lstrip().startswith("{"):
+        return json.loads(body)
+    data = [line[5:].strip() for line in body.splitlines() if line.startswith("data:") and line[5:].strip()]
+    return json.loads(data[-1])
+
+
+async def _run_in(transport, message: str) -> None:
+    async with Client(transport, mode="legacy") as client:
+        await client.call_tool("run_slow", {"message": message})
+
+
+async def _ask(url: str, tool: str, message: str, mode: str = "auto"):
+    async with Client(url, mode=mode) as client:
+        return await client.call_tool(tool, {"message": message})
