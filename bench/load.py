@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,14 +30,9 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-ROOT = Path(__file__).resolve().parents[1]
+from local_servers import fake_provider, free_port, wait_for_port
+
 PROGRAM = '[model]\nname = "claude-haiku-4-5"\nprovider = "anthropic"\nmax_retries = 0\ntimeout = 600\n'
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_kb(pid: int) -> int:
@@ -46,16 +40,6 @@ def rss_kb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError("no VmRSS")
-
-
-async def wait_for_port(port: int) -> None:
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            await asyncio.sleep(0.1)
-    raise RuntimeError("llmproc-mcp did not start")
 
 
 async def load(count: int, fake_url: str, concurrency: int | None = None) -> None:
@@ -128,19 +112,11 @@ def main() -> None:
     )
     parser.add_argument("sizes", nargs="*", type=int, help="how many processes (default: 100 1000 10000)")
     sizes = parser.parse_args().sizes or [100, 1000, 10_000]
-    fake = subprocess.Popen(
-        [sys.executable, "-m", "fake_provider", "--latency", os.environ.get("BENCH_LATENCY", "0.2")],
-        cwd=ROOT / "tests", stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        fake_url = fake.stdout.readline().strip()  # type: ignore[union-attr]
+    with fake_provider() as fake_url:
         for size in sizes:
             asyncio.run(load(size, fake_url))
         for size in sizes:
             asyncio.run(load(size, fake_url, concurrency=20))
-    finally:
-        fake.stdin.close()  # type: ignore[union-attr]
-        fake.wait(timeout=10)
 
 
 if __name__ == "__main__":

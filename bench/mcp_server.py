@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,8 @@ from pathlib import Path
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-ROOT = Path(__file__).resolve().parents[1]
+from local_servers import fake_provider, free_port, wait_for_port
+
 BARE_SERVER = textwrap.dedent(
     """
     from mcp.server import MCPServer
@@ -103,22 +103,11 @@ async def call(calls: int = 300) -> None:
           f"   overhead {(mine - base) * 1000:.3f} ms")  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def concurrent(count: int = 200) -> None:
-    fake = subprocess.Popen(
-        [sys.executable, "-m", "fake_provider", "--latency", os.environ.get("BENCH_LATENCY", "0.2")],
-        cwd=ROOT / "tests", stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
     programs = Path(tempfile.mkdtemp(prefix="llmproc-bench-"))
     (programs / "claude.toml").write_text('[model]\nname = "claude-haiku-4-5"\nprovider = "anthropic"\n')
     port = free_port()
-    try:
-        url = fake.stdout.readline().strip()  # type: ignore[union-attr]
+    with fake_provider() as url:
         env = {**os.environ, "ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": url}
         server = subprocess.Popen(
             [sys.executable, "-m", "llmproc.cli.mcp", "--programs", str(programs), "--transport",
@@ -126,12 +115,7 @@ async def concurrent(count: int = 200) -> None:
             env=env, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    await asyncio.sleep(0.1)
+            await wait_for_port(port)
             async with Client(f"http://127.0.0.1:{port}/mcp") as client:
                 await client.call_tool("run_claude", {"message": "warm up"})
                 started = time.perf_counter()
@@ -148,9 +132,6 @@ async def concurrent(count: int = 200) -> None:
         finally:
             server.terminate()
             server.wait(timeout=10)
-    finally:
-        fake.stdin.close()  # type: ignore[union-attr]
-        fake.wait(timeout=10)
 
 
 def main() -> None:

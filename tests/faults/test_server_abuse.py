@@ -75,8 +75,7 @@ def text(result) -> str:
 
 async def one_session(url: str, message: str = "hi", mode: str = "legacy") -> str:
     """A 2025-era session (initialize ... DELETE), or with mode="2026-07-28" sessionless calls."""
-    async with Client(url, mode=mode) as client:
-        return text(await client.call_tool("run_echo", {"message": message}))
+    return text(await _ask(url, "run_echo", message, mode))
 
 
 async def test_malformed_requests_are_refused_and_the_server_keeps_serving(programs):

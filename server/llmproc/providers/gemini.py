@@ -201,8 +201,8 @@ class GeminiProvider:
                 retryable=is_retryable_status(status, kind),
             )
         if isinstance(err, (errors.UnknownApiResponseError, json.JSONDecodeError)):
-            reason = ValueError("the body is not JSON")  # the SDK's message quotes the whole body
-            return unreadable_reply("Gemini API", reason, provider=self.name)
+            # not the SDK's message: it quotes the whole body
+            return unreadable_reply("Gemini API", "the body is not JSON", provider=self.name)
         if isinstance(err, httpx2.TimeoutException):
             return ProviderError(
                 f"Gemini request timed out after {self._model.timeout:g}s; raise [model] timeout",

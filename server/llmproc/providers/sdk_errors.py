@@ -64,13 +64,13 @@ def map_sdk_error(
             retryable=is_retryable_status(status, kind),
         )
     if isinstance(err, (sdk.APIError, json.JSONDecodeError)):  # a body the SDK could not read
-        return unreadable_reply(api, err, provider=provider)
+        detail = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        return unreadable_reply(api, detail, provider=provider)
     return None
 
 
-def unreadable_reply(api: str, err: Exception, *, provider: str) -> ProviderError:
+def unreadable_reply(api: str, detail: str, *, provider: str) -> ProviderError:
     """A 200 whose body is not JSON (a proxy's page, a cut body): worth one more try."""
-    detail = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
     return ProviderError(
         f"{api} sent a reply that could not be read: {detail}", provider=provider, retryable=True
     )
