@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx2
 import pytest
 from mcp import Client
+from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from fake_provider import FakeProviderServer
@@ -216,3 +217,31 @@ async def _run_in(transport, message: str) -> None:
 async def _ask(url: str, tool: str, message: str, mode: str = "auto"):
     async with Client(url, mode=mode) as client:
         return await client.call_tool(tool, {"message": message})
+
+
+async def test_an_sse_connection_that_closes_takes_its_processes_with_it(programs):
+    async def connection(message: str) -> str:
+        async with Client(sse_client(server.url)) as client:
+            reply = text(await client.call_tool("run_echo", {"message": message}))
+            assert (await asyncio.to_thread(server.holdings)).processes == 1
+            return reply
+
+    with ServerThread(programs, transport="sse") as server:
+        await connection("warm up")  # the first SSE connection starts the SDK's shutdown watcher
+        before = await server.settle(_no_processes(await asyncio.to_thread(server.holdings)))
+        assert await connection("over sse") == "over sse"
+        assert await server.settle(before) == before
+
+
+async def test_past_max_live_processes_the_least_recently_used_idle_one_leaves(programs):
+    with ServerThread(programs, "--max-live-processes", "3") as server:
+        ids = []
+        for n in range(5):  # sessionless calls: each starts a process
+            reply = await _ask(server.url, "run_echo", f"call {n}", "2026-07-28")
+            ids.append(reply.structured_content["process_id"])
+        assert (await asyncio.to_thread(server.holdings)).processes == 3
+        async with Client(server.url, mode="2026-07-28") as client:
+            gone = await client.call_tool("run_echo", {"message": "again", "process_id": ids[0]})
+            assert gone.is_error and f"unknown process '{ids[0]}'" in text(gone)
+            kept = await client.call_tool("run_echo", {"message": "again", "process_id": ids[4]})
+            assert not kept.is_error and kept.structured_content["process_id"] == ids[4]
