@@ -82,6 +82,7 @@ class ServerThread:
 
     def _main(self) -> None:
         self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self._loop)
 
         def started(server: Any) -> None:
             self.server = server
@@ -92,7 +93,12 @@ class ServerThread:
             self._loop.run_until_complete(self._task)
         except asyncio.CancelledError:
             pass
-        finally:
+        finally:  # as asyncio.run does: libraries' own tasks (sse_starlette's shutdown watcher)
+            leftover = asyncio.all_tasks(self._loop)  # end here, not when the garbage collector
+            for task in leftover:  # finds them in a later test
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
             self._loop.close()
 
     def call(self, function: Callable[[], Awaitable[T]], timeout: float = 60) -> T:

@@ -184,6 +184,10 @@ async def _watch(server: Any, interval: float) -> None:
             await server.reload()
 
 
+_GRACE_SECONDS = 5
+"""How long a stopping HTTP server lets open requests finish before it cancels them."""
+
+
 async def _serve_http(server: Any, args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -204,11 +208,20 @@ async def _serve_http(server: Any, args: argparse.Namespace) -> None:
     path = "/sse" if args.transport == "sse" else "/mcp"
     print(f"llmproc-mcp: serving {len(server.catalog.programs)} programs at http://{args.host}:{args.port}{path}",
           file=sys.stderr)  # fmt: skip
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app, host=args.host, port=args.port, log_level="warning", lifespan="on",
+        timeout_graceful_shutdown=_GRACE_SECONDS,
+    )  # fmt: skip
     http = uvicorn.Server(config)
+    serving = asyncio.ensure_future(http.serve())
     try:
-        await http.serve()
-    finally:  # cancelled (embedded, or Ctrl-C): uvicorn's own shutdown did not run; free the port
+        await asyncio.shield(serving)
+    except asyncio.CancelledError:  # embedded and cancelled: shut down as on Ctrl-C, so the
+        http.should_exit = True  # app's lifespan (and every session with it) ends, not left pending
+        await asyncio.wait({serving}, timeout=_GRACE_SECONDS + 2)
+        serving.cancel()
+        raise
+    finally:  # whatever happened, the port is free again
         for listener in getattr(http, "servers", []):
             listener.close()
 
