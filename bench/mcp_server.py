@@ -8,7 +8,9 @@ startup     start to the first tools/list over stdio: llmproc-mcp with 50 progra
 call        one run_<name> call of a scripted program against a bare echo tool call, over one
             stdio connection (goal: overhead under 1 ms)
 concurrent  200 concurrent run_<name> calls over Streamable HTTP against the fake provider with
-            200 ms latency, against one call (goal: wall time under 1.5x one call's)
+            200 ms latency, against one call (goal: wall time under 1.5x one call's); the same
+            200 calls to a bare MCPServer whose tool sleeps 200 ms are the floor this machine,
+            the mcp SDK and its client set, so both ratios are printed
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from mcp import Client
@@ -40,6 +44,22 @@ BARE_SERVER = textwrap.dedent(
         return message
 
     app.run("stdio")
+    """
+)
+BARE_HTTP_SERVER = textwrap.dedent(
+    """
+    import asyncio, sys
+    import uvicorn
+    from mcp.server import MCPServer
+
+    app = MCPServer("bare")
+
+    @app.tool()
+    async def slow(message: str) -> str:
+        await asyncio.sleep(float(sys.argv[2]))
+        return message
+
+    uvicorn.run(app.streamable_http_app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
     """
 )
 SCRIPTED = '[model]\nname = "s"\nprovider = "scripted"\n[prompt]\nsystem_prompt = "Program {n}."\n'
@@ -103,35 +123,53 @@ async def call(calls: int = 300) -> None:
           f"   overhead {(mine - base) * 1000:.3f} ms")  # fmt: skip
 
 
+async def one_and_many(url: str, tool: str, count: int) -> tuple[float, float, int]:
+    """Seconds for one call, then for `count` calls at once (and how many failed)."""
+    async with Client(url) as client:
+        await client.call_tool(tool, {"message": "warm up"})
+        started = time.perf_counter()
+        await client.call_tool(tool, {"message": "one"})
+        one = time.perf_counter() - started
+        started = time.perf_counter()
+        calls = (client.call_tool(tool, {"message": f"call {n}"}) for n in range(count))
+        results = await asyncio.gather(*calls)
+        many = time.perf_counter() - started
+    return one, many, sum(1 for r in results if r.is_error)
+
+
+@contextmanager
+def http_server(command: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
+    server = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    try:
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 async def concurrent(count: int = 200) -> None:
+    latency = os.environ.get("BENCH_LATENCY", "0.2")
+    script = Path(tempfile.mkdtemp(prefix="llmproc-bench-")) / "bare_http.py"
+    script.write_text(BARE_HTTP_SERVER)
+    port = free_port()
+    with http_server([sys.executable, str(script), str(port), latency], port) as url:
+        await wait_for_port(port)
+        bare_one, bare_many, _ = await one_and_many(url, "slow", count)
     programs = Path(tempfile.mkdtemp(prefix="llmproc-bench-"))
     (programs / "claude.toml").write_text('[model]\nname = "claude-haiku-4-5"\nprovider = "anthropic"\n')
     port = free_port()
-    with fake_provider() as url:
-        env = {**os.environ, "ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": url}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "llmproc.cli.mcp", "--programs", str(programs), "--transport",
-             "streamable-http", "--port", str(port), "--reload-interval", "0"],
-            env=env, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
+    with fake_provider() as fake_url:
+        env = {**os.environ, "ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": fake_url}
+        command = [sys.executable, "-m", "llmproc.cli.mcp", "--programs", str(programs), "--transport",
+                   "streamable-http", "--port", str(port), "--reload-interval", "0"]  # fmt: skip
+        with http_server(command, port, env) as url:
             await wait_for_port(port)
-            async with Client(f"http://127.0.0.1:{port}/mcp") as client:
-                await client.call_tool("run_claude", {"message": "warm up"})
-                started = time.perf_counter()
-                await client.call_tool("run_claude", {"message": "one"})
-                one = time.perf_counter() - started
-                started = time.perf_counter()
-                results = await asyncio.gather(
-                    *(client.call_tool("run_claude", {"message": f"call {n}"}) for n in range(count))
-                )
-                many = time.perf_counter() - started
-            failed = sum(1 for r in results if r.is_error)
-            print(f"{count} concurrent calls   one {one * 1000:7.1f} ms   all {many * 1000:7.1f} ms"
-                  f"   ratio {many / one:.2f}   failed {failed}")  # fmt: skip
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+            one, many, failed = await one_and_many(url, "run_claude", count)
+    print(f"{count} concurrent calls   bare sleep tool: one {bare_one * 1000:6.1f} ms, "
+          f"all {bare_many * 1000:7.1f} ms ({bare_many / bare_one:.2f}x)")  # fmt: skip
+    print(f"{'':23}run_claude:      one {one * 1000:6.1f} ms, "
+          f"all {many * 1000:7.1f} ms ({many / one:.2f}x)"
+          f"   against the bare server's all {many / bare_many:.2f}x   failed {failed}")  # fmt: skip
 
 
 def main() -> None:

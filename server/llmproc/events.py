@@ -48,6 +48,24 @@ RunEvent = TextDelta | ToolCallStarted | ToolCallFinished | TurnFinished
 EventCallback = Callable[[RunEvent], Any | Awaitable[Any]]
 
 
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """A callback for some kinds of event only. A run streams the model's reply only when a
+    callback may want its `TextDelta`s, and a plain request costs the provider's SDK far less
+    CPU than a stream: watchers of turns and tool calls alone should say so."""
+
+    callback: EventCallback
+    kinds: tuple[type, ...]
+
+    def __call__(self, event: RunEvent) -> Any:
+        return self.callback(event) if isinstance(event, self.kinds) else None
+
+
+def wants_text(callbacks: Sequence[EventCallback]) -> bool:
+    """Does any callback take text deltas (a plain callback takes every event)?"""
+    return any(not isinstance(c, Watch) or TextDelta in c.kinds for c in callbacks)
+
+
 async def emit(callbacks: Sequence[EventCallback], event: RunEvent) -> None:
     """Deliver `event` to every callback; failures are logged, never raised."""
     for callback in callbacks:

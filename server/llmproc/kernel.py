@@ -1,19 +1,19 @@
 """The kernel: process ids, the process table, and resources shared between processes.
 
 Provider SDK clients hold connection pools bound to one event loop, so the kernel
-shares one client per (event loop, configuration) among all processes that use it;
-MCP server connections are shared the same way (`McpHub`). Cost budgets span a
-process tree.
+shares one client per (event loop, configuration) among all processes that use it, and
+closes them with the loop (`shared_clients`); MCP server connections are shared the
+same way (`McpHub`). Cost budgets span a process tree.
 """
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import weakref
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
+from .shared_clients import Closer, SharedClients
 from .tools.mcp import McpHub
 
 if TYPE_CHECKING:
@@ -47,9 +47,7 @@ class CostBudget:
 
 class Kernel:
     def __init__(self) -> None:
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, Any]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._clients = SharedClients()
         self.processes: weakref.WeakValueDictionary[str, LLMProcess] = weakref.WeakValueDictionary()
         self.mcp = McpHub()
 
@@ -61,14 +59,12 @@ class Kernel:
     def register(self, process: LLMProcess) -> None:
         self.processes[process.id] = process
 
-    def shared_client(self, key: Hashable, factory: Callable[[], Any]) -> Any:
-        """The client for `key` on the running event loop, created once by `factory`."""
-        loop = asyncio.get_running_loop()
-        clients = self._clients.setdefault(loop, {})
-        client = clients.get(key)
-        if client is None:
-            client = clients[key] = factory()
-        return client
+    def shared_client(
+        self, key: Hashable, factory: Callable[[], Any], close: Closer = lambda client: client.close()
+    ) -> Any:
+        """The client for `key` on the running event loop, made once by `factory` and closed
+        by `close` when the loop shuts down."""
+        return self._clients.get(key, factory, close)
 
 
 default_kernel = Kernel()

@@ -20,7 +20,15 @@ from . import _sync
 from . import snapshot as snapshot_module
 from .config import LimitsConfig
 from .errors import McpServerError, ProcessError
-from .events import EventCallback, TextDelta, ToolCallFinished, ToolCallStarted, TurnFinished, emit
+from .events import (
+    EventCallback,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnFinished,
+    emit,
+    wants_text,
+)
 from .kernel import CostBudget, Kernel, default_kernel
 from .messages import Message, TextBlock, ToolCallBlock, ToolResultBlock, new_message_id
 from .program import LLMProgram
@@ -375,7 +383,7 @@ class LLMProcess:
             raise ProcessError(self.budget.describe())
         run = RunState(self, self._history, [user_message])
         usage, records = Usage(), []
-        on_text = _text_forwarder(callbacks) if callbacks else None
+        on_text = _text_forwarder(callbacks) if wants_text(callbacks) else None  # else no stream
         stop_reason, iteration = "end_turn", 0
         references = self.fds is not None and self.program.config.file_descriptor.enable_references
 

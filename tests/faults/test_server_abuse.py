@@ -245,3 +245,24 @@ async def test_past_max_live_processes_the_least_recently_used_idle_one_leaves(p
             assert gone.is_error and f"unknown process '{ids[0]}'" in text(gone)
             kept = await client.call_tool("run_echo", {"message": "again", "process_id": ids[4]})
             assert not kept.is_error and kept.structured_content["process_id"] == ids[4]
+
+
+async def test_at_max_live_processes_with_every_one_running_a_new_call_is_told_to_wait(
+    programs, slow_provider
+):
+    with ServerThread(programs, "--max-live-processes", "2") as server:
+        running = [
+            asyncio.create_task(_ask(server.url, "run_slow", f"busy {n}", "2026-07-28")) for n in range(2)
+        ]
+        while (await asyncio.to_thread(server.holdings)).processes < 2:
+            await asyncio.sleep(0.02)
+        refused = await _ask(server.url, "run_echo", "one more", "2026-07-28")
+        assert refused.is_error
+        assert text(refused) == (
+            "Error executing tool run_echo: the server is running 2 processes, its limit "
+            "(--max-live-processes); try again when some have finished"
+        )
+        assert all(not r.is_error for r in await asyncio.gather(*running))
+        served = await _ask(server.url, "run_echo", "now there is room", "2026-07-28")  # an idle one leaves
+        assert text(served) == "now there is room"
+        assert (await asyncio.to_thread(server.holdings)).processes == 2

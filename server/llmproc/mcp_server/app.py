@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from .. import __version__
 from ..errors import LLMProcError
-from ..events import RunEvent, ToolCallStarted, TurnFinished
+from ..events import RunEvent, ToolCallStarted, TurnFinished, Watch
 from ..process import LLMProcess
 from ..providers.mcp_sampling import SamplingHost, sampling_host
 from ..result import RunResult
@@ -106,6 +106,9 @@ class _Server(MCPServer):
             )
             raise McpToolError(f"invalid arguments for {name}: {problems}") from None
 
+
+_PROGRESS_EVENTS = (ToolCallStarted, TurnFinished)
+"""What progress reports are made of: not text deltas, so runs make plain provider requests."""
 
 _ROUND_TIMEOUT = 600.0
 """Seconds a run waits for a client to answer one sampling round before it fails."""
@@ -469,7 +472,7 @@ class LLMProcServer:
         logs = client_log.current_client.set(ctx)  # the run's log records go to this client
         try:
             with _as_tool_errors():  # provider failures, MCP servers that can not start, budgets
-                result = await handle.process.run(message, on_event=report)
+                result = await handle.process.run(message, on_event=Watch(report, _PROGRESS_EVENTS))
         finally:
             client_log.current_client.reset(logs)
             sampling_host.reset(host)

@@ -85,13 +85,18 @@ class AnthropicProvider:
             base_url=self._model.base_url,
             timeout=self._model.timeout,
             max_retries=self._model.max_retries,
+            http_client=anthropic.DefaultAioHttpClient(),  # why: providers/base.py, "Transport"
         )
 
     def _new_vertex(self, token: str | None) -> Any:
         import anthropic
 
         model = self._model
-        options: dict[str, Any] = {"timeout": model.timeout, "max_retries": model.max_retries}
+        options: dict[str, Any] = {
+            "timeout": model.timeout,
+            "max_retries": model.max_retries,
+            "http_client": anthropic.DefaultAioHttpClient(),
+        }
         if token:
             options["access_token"] = token
         if model.project_id:

@@ -4,6 +4,12 @@ A provider turns neutral messages into one API request and the reply back into a
 neutral message. It owns its SDK (imported lazily), its conversion cache, retries and
 error mapping; the loop sees only `ProviderRequest` -> `ProviderResponse` or a
 `ProviderError`.
+
+Transport: all three SDKs send their requests through aiohttp, not their default httpx
+pool, whose CPU cost per request grows with the number in flight (at 200 concurrent
+requests a plain Anthropic call costs about 4.5 ms of CPU on httpx and 2 ms on aiohttp;
+`bench/mcp_server.py concurrent` shows it). google-genai picks aiohttp by itself when
+it is installed; anthropic and openai are given their `DefaultAioHttpClient`.
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ class GeminiProvider:
             token = vertex.access_token(model, self.name)
             key: tuple[Any, ...] = ("gemini_vertex", model.project_id, model.region, model.base_url, token)
             return self._kernel.shared_client(
-                (*key, model.timeout, model.max_retries), lambda: self._new(None, token)
+                (*key, model.timeout, model.max_retries), lambda: self._new(None, token), _close
             )
         names = [model.api_key_env] if model.api_key_env else ["GEMINI_API_KEY", "GOOGLE_API_KEY"]
         api_key = next((os.environ[n] for n in names if os.environ.get(n)), None)
@@ -70,7 +70,7 @@ class GeminiProvider:
                 provider=self.name,
             )
         key = ("gemini", model.base_url, api_key, model.timeout, model.max_retries)
-        return self._kernel.shared_client(key, lambda: self._new(api_key, None))
+        return self._kernel.shared_client(key, lambda: self._new(api_key, None), _close)
 
     def _new(self, api_key: str | None, token: str | None) -> Any:
         from google import genai
@@ -174,11 +174,19 @@ class GeminiProvider:
         )
 
     def _sdk_retried(self, err: Exception) -> bool:
+        """What google-genai's own retries (HttpRetryOptions) cover: retried statuses, and
+        failures to connect or a connection closed before the reply began."""
+        import aiohttp
         from google.genai import errors
 
-        return isinstance(err, errors.APIError) and err.code in _SDK_RETRIED_STATUSES
+        if isinstance(err, errors.APIError):
+            return err.code in _SDK_RETRIED_STATUSES
+        return isinstance(
+            err, (aiohttp.ClientConnectorError, aiohttp.ClientOSError, aiohttp.ServerDisconnectedError)
+        )
 
     def _map_error(self, err: Exception) -> ProviderError | None:
+        import aiohttp
         import httpx2
         from google.genai import errors
 
@@ -203,15 +211,23 @@ class GeminiProvider:
         if isinstance(err, (errors.UnknownApiResponseError, json.JSONDecodeError)):
             # not the SDK's message: it quotes the whole body
             return unreadable_reply("Gemini API", "the body is not JSON", provider=self.name)
-        if isinstance(err, httpx2.TimeoutException):
+        if isinstance(err, (TimeoutError, httpx2.TimeoutException)):  # aiohttp's are TimeoutErrors
             return ProviderError(
                 f"Gemini request timed out after {self._model.timeout:g}s; raise [model] timeout",
                 provider=self.name,
                 retryable=True,
             )
-        if isinstance(err, httpx2.TransportError):
-            return ProviderError(f"could not reach the Gemini API: {err}", provider=self.name, retryable=True)
+        if isinstance(err, (aiohttp.ClientError, httpx2.TransportError, ConnectionError)):
+            return ProviderError(
+                f"could not reach the Gemini API: {err or type(err).__name__}",
+                provider=self.name,
+                retryable=True,
+            )
         return None
+
+
+async def _close(client: Any) -> None:
+    await client.aio.aclose()
 
 
 def _content(message: Message) -> dict[str, Any]:

@@ -112,6 +112,7 @@ class OpenAIProvider:
             base_url=self._base_url,
             timeout=self._model.timeout,
             max_retries=self._model.max_retries,
+            http_client=openai.DefaultAioHttpClient(),  # why: providers/base.py, "Transport"
         )
 
     def _sdk_retried(self, err: Exception) -> bool:
