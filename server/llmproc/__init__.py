@@ -14,7 +14,7 @@ from .errors import (
     ProviderError,
     ToolError,
 )
-from .events import RunEvent, TextDelta, ToolCallFinished, ToolCallStarted, TurnFinished
+from .events import RunEvent, TextDelta, ToolCallFinished, ToolCallStarted, TurnFinished, Watch
 from .messages import Message
 from .process import LLMProcess
 from .program import LLMProgram
@@ -44,6 +44,7 @@ __all__ = [
     "ToolError",
     "TurnFinished",
     "Usage",
+    "Watch",
     "__version__",
     "tool",
 ]

@@ -336,7 +336,7 @@ def test_public_api_is_exactly_what_init_exports():
             "LLMProcError", "LLMProcess", "LLMProgram", "McpServerError", "Message", "MissingAPIKeyError",
             "ProcessError", "ProgramError", "ProviderError", "RunEvent", "RunResult", "SnapshotError",
             "TextDelta", "ToolCallFinished", "ToolCallRecord", "ToolCallStarted", "ToolError", "TurnFinished",
-            "Usage", "__version__", "tool",
+            "Usage", "Watch", "__version__", "tool",
         ]
     )  # fmt: skip
     for name in llmproc.__all__:

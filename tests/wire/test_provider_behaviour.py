@@ -11,7 +11,15 @@ import json
 import pytest
 
 from fake_provider import Fault, ScriptedToolCall, Turn, TurnUsage
-from llmproc import LLMProcess, MissingAPIKeyError, ProviderError, TextDelta
+from llmproc import (
+    LLMProcess,
+    MissingAPIKeyError,
+    ProviderError,
+    TextDelta,
+    ToolCallStarted,
+    TurnFinished,
+    Watch,
+)
 from provider_harness import ROUTES, Harness, make_harness, start
 
 
@@ -68,6 +76,20 @@ async def test_streaming_text_and_tool_arguments(harness, write_program):
     assert all(harness.streamed(request) for request in harness.fake.requests)
     assert len(deltas) > 1 and "".join(deltas) == result.text
     assert result.tool_calls[0].arguments == {"city": "Kyoto"}
+
+
+async def test_watchers_of_turns_and_tool_calls_alone_get_plain_requests(harness, write_program):
+    harness.fake.push(
+        Turn(tool_calls=(ScriptedToolCall("weather", {"city": "Lima"}),)), Turn(text="Warm in Lima.")
+    )
+    seen: list[str] = []
+    process = start(harness, write_program, tools=[weather])
+    watch = Watch(lambda e: seen.append(type(e).__name__), (ToolCallStarted, TurnFinished))
+    result = await process.run("Lima?", on_event=watch)
+    assert result.text == "Warm in Lima."
+    assert seen == ["ToolCallStarted", "TurnFinished", "TurnFinished"]  # and no TextDelta
+    assert len(harness.fake.requests) == 2
+    assert not any(harness.streamed(request) for request in harness.fake.requests)
 
 
 async def test_usage_and_cost(harness, write_program):
