@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Hashable
 from typing import Any, cast
 
@@ -23,8 +22,9 @@ Closer = Callable[[Any], Awaitable[Any]]
 class LoopClients:
     """The shared clients of one event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, forget: Callable[[], object]) -> None:
         self._clients: dict[Hashable, tuple[Any, Closer]] = {}
+        self._forget = forget  # called once the clients are closed at shutdown
         # An async generator the loop knows of (its first step registers it): the loop closes
         # it on shutdown, and its `finally` closes the clients. Held here: the loop's set is weak.
         self._watch = self._until_shutdown()
@@ -51,19 +51,22 @@ class LoopClients:
             yield
         finally:
             await self.aclose()
+            self._forget()
 
 
 class SharedClients:
-    """One `LoopClients` per running event loop; a loop that is gone takes its entry with it."""
+    """One `LoopClients` per running event loop, dropped when its loop shuts down or is found
+    closed. (Not a WeakKeyDictionary: the loop's async generator hook keeps a strong reference
+    to the loop, so a weak key would never go.)"""
 
     def __init__(self) -> None:
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopClients] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._loops: dict[asyncio.AbstractEventLoop, LoopClients] = {}
 
     def get(self, key: Hashable, factory: Callable[[], Any], close: Closer) -> Any:
         loop = asyncio.get_running_loop()
         clients = self._loops.get(loop)
         if clients is None:
-            clients = self._loops[loop] = LoopClients()
+            for gone in [other for other in self._loops if other.is_closed()]:  # closed, never shut down
+                del self._loops[gone]
+            clients = self._loops[loop] = LoopClients(lambda: self._loops.pop(loop, None))
         return clients.get(key, factory, close)
