@@ -119,6 +119,21 @@ class ServerThread:
 
         return self.call(count)
 
+    async def steady(self, quiet: float = 1.5, timeout: float = 30.0) -> Holdings:
+        """Holdings once no process is in memory and nothing has changed for `quiet` seconds: a
+        baseline taken after idle connections (the provider SDK's pool closes them on a timer),
+        processes and their MCP servers have gone, not halfway through."""
+        deadline = time.monotonic() + timeout
+        last, since = await asyncio.to_thread(self.holdings), time.monotonic()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            now = await asyncio.to_thread(self.holdings)
+            if now != last or now.processes:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return now
+        raise AssertionError(f"the server never settled: {last}")
+
     async def settle(self, expected: Holdings, timeout: float = 20.0) -> Holdings:
         """Holdings once they are back to `expected` (or whatever they are at the deadline)."""
         deadline = time.monotonic() + timeout
