@@ -153,6 +153,7 @@ async def test_many_sessions_open_and_close_and_nothing_is_kept(programs, mode):
         assert replies == [f"session {n}" for n in range(SESSIONS)]
         after = await server.settle(before)
         assert after == before
+        assert await asyncio.to_thread(_closed_connections_in_memory) == 0
         grown = await asyncio.to_thread(_live_objects) - objects
         # one session's process, transport and task group alone are hundreds of objects
         assert grown < 3000, f"{grown:,} more live objects after {SESSIONS:,} closed sessions"
@@ -192,6 +193,21 @@ async def test_clients_that_vanish_or_cancel_mid_run_leave_nothing_behind(progra
         # vanished sessions end at --session-timeout, their processes at --idle-timeout
         after = await server.settle(before, timeout=30)
         assert after == before
+
+
+def _closed_connections_in_memory() -> int:
+    """uvicorn HTTP connections that have ended but are still held (by a keep-alive timer).
+    type(), not isinstance(): a lazy proxy's __class__ could import modules and skew the count."""
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if _is_http_protocol(type(o)) and o.transport.is_closing())
+
+
+def _is_http_protocol(kind: type) -> bool:
+    """uvicorn's H11Protocol or HttpToolsProtocol, or llmproc-mcp's subclass of one."""
+    return any(
+        str(base.__module__).startswith("uvicorn.protocols.http") and base.__name__.endswith("Protocol")
+        for base in kind.__mro__[:2]
+    )
 
 
 def _live_objects() -> int:

@@ -193,6 +193,23 @@ _KEEP_ALIVE_SECONDS = 75
 just sent its next request. With 120 s none failed."""
 
 
+def _forgets_lost_connections(protocol_class: type[Any]) -> type[Any]:
+    """uvicorn's HTTP protocol with its keep-alive timer stopped however the connection ends.
+
+    uvicorn stops the timer only when a connection closes cleanly; one reset by the client
+    stays in memory, its buffers included, until the timer fires (_KEEP_ALIVE_SECONDS later).
+    """
+
+    class ForgetsLostConnections(protocol_class):
+        def connection_lost(self, exc: Exception | None) -> None:
+            super().connection_lost(exc)
+            unset = getattr(self, "_unset_keepalive_if_required", None)
+            if unset is not None:
+                unset()
+
+    return ForgetsLostConnections
+
+
 async def _serve_http(server: Any, args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -217,6 +234,8 @@ async def _serve_http(server: Any, args: argparse.Namespace) -> None:
         app, host=args.host, port=args.port, log_level="warning", lifespan="on",
         timeout_graceful_shutdown=_GRACE_SECONDS, timeout_keep_alive=_KEEP_ALIVE_SECONDS,
     )  # fmt: skip
+    config.load()
+    config.http_protocol_class = _forgets_lost_connections(config.http_protocol_class)
     http = uvicorn.Server(config)
     serving = asyncio.ensure_future(http.serve())
     try:
