@@ -219,7 +219,7 @@ class GeminiProvider:
             )
         if isinstance(err, (aiohttp.ClientError, httpx2.TransportError, ConnectionError)):
             return ProviderError(
-                f"could not reach the Gemini API: {err or type(err).__name__}",
+                f"could not reach the Gemini API: {str(err) or type(err).__name__}",
                 provider=self.name,
                 retryable=True,
             )
