@@ -96,6 +96,32 @@ def test_catalog_uses_a_linked_programs_description(tmp_path: Path):
     assert Catalog.load(tmp_path).programs["expert"].description.startswith("Knows everything.")
 
 
+def test_descriptions_read_as_sentences(tmp_path: Path):
+    (tmp_path / "terse.toml").write_text(SCRIPTED + '[prompt]\nsystem_prompt = "echo"\n')
+    (tmp_path / "wordy.toml").write_text(SCRIPTED + f'[prompt]\nsystem_prompt = "{"word " * 80}"\n')
+    (tmp_path / "own.toml").write_text(SCRIPTED + '[server]\ndescription = "Knows everything "\n')
+    programs = Catalog.load(tmp_path).programs
+    assert programs["terse"].description.startswith(
+        "Ask the llmproc program 'terse' (scripted s). echo. Without"
+    )
+    wordy = programs["wordy"].description.split("). ", 1)[1].split(" Without")[0]
+    assert len(wordy) == 200 and wordy.endswith("word…")
+    assert programs["own"].description.startswith("Knows everything. Without process_id")
+
+
+def test_a_program_left_out_is_reported_once_on_stderr(programs: Path):
+    done = subprocess.run(
+        [sys.executable, "-m", "llmproc.cli.mcp", "--programs", str(programs)],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    reported = [line for line in done.stderr.splitlines() if "broken.toml" in line]
+    assert len(reported) == 1, done.stderr
+    assert reported[0].endswith(
+        "broken.toml:3: invalid value 'antropic' for [model] provider; did you mean 'anthropic'?"
+    )
+
+
 def test_missing_directory_is_one_line_and_exit_code_3(tmp_path: Path):
     done = subprocess.run(
         [sys.executable, "-m", "llmproc.cli.mcp", "--programs", str(tmp_path / "nope")],

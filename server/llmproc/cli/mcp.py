@@ -137,8 +137,6 @@ async def serve(args: argparse.Namespace, *, started: Callable[[Any], None] | No
     except CatalogError as err:
         print(f"llmproc-mcp: error: {err}", file=sys.stderr)
         return 3
-    for path, error in catalog.failures.items():
-        print(f"llmproc-mcp: left out {path}: {error}", file=sys.stderr)
     store = None
     if args.state:
         from ..store import SqliteStore, StoreError

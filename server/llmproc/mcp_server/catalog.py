@@ -47,9 +47,17 @@ def program_name(root: Path, path: Path) -> str:
 def _summary(name: str, program: LLMProgram) -> str:
     model = program.config.model
     prompt = " ".join((program.config.prompt.system_prompt or "").split())
-    first = re.split(r"(?<=[.!?])\s", prompt, maxsplit=1)[0][:200] if prompt else ""
+    first = re.split(r"(?<=[.!?])\s", prompt, maxsplit=1)[0] if prompt else ""
+    if len(first) > 200:
+        first = first[:199].rstrip() + "…"
     about = f" {first}" if first else ""
     return f"Ask the llmproc program '{name}' ({model.provider} {model.name}).{about}"
+
+
+def _as_sentence(text: str) -> str:
+    """End a description with punctuation so the usage note that follows reads as its own sentence."""
+    text = text.rstrip()
+    return text if not text or text[-1] in ".!?…" else text + "."
 
 
 _HOW = (
@@ -104,7 +112,7 @@ class Catalog:
                 loaded[name] = LLMProgram.from_toml(path)
             except ProgramError as err:
                 self.failures[str(path.relative_to(self.root))] = str(err)
-                log.warning("left out %s: %s", path, err)
+                log.warning("program left out: %s", err)  # the error names the file and line
         linked_descriptions = {
             target.resolve(): description
             for program in loaded.values()
@@ -120,4 +128,6 @@ class Catalog:
                 or linked_descriptions.get(program.path)
                 or _summary(name, program)
             )
-            self.programs[name] = PublishedProgram(name, program.path, program, description + _HOW)
+            self.programs[name] = PublishedProgram(
+                name, program.path, program, _as_sentence(description) + _HOW
+            )
