@@ -394,6 +394,9 @@ async def test_changed_programs_are_reloaded_and_clients_told(programs: Path):
     fast = ("--reload-interval", "0.2")
     legacy_client = Client(stdio(programs, *fast), mode="legacy", message_handler=legacy_message)
     async with Client(stdio(programs, *fast)) as modern, legacy_client as legacy:
+        for client in (modern, legacy):  # hosts listen only to servers that declare the notification
+            tools = client.server_capabilities.tools
+            assert tools is not None and tools.list_changed
         await legacy.call_tool("run_echo", {"message": "hi"})  # the server learns this client's session
         async with modern.listen(tools_list_changed=True) as subscription:
             (programs / "added.toml").write_text(SCRIPTED + '[server]\ndescription = "New here."\n')

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from mcp.server import MCPServer
+from mcp.server import MCPServer, NotificationOptions
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError as McpToolError
 from mcp.server.subscriptions import InMemorySubscriptionBus
@@ -92,7 +92,22 @@ def _as_tool_errors() -> Iterator[None]:
 
 
 class _Server(MCPServer):
-    """MCPServer with argument errors a person can read (no pydantic boilerplate or links)."""
+    """MCPServer with argument errors a person can read (no pydantic boilerplate or links), and
+    that says in the handshake it sends tools/list_changed (programs are reloaded when files
+    change): hosts listen for the notification only from servers that declare it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        lowlevel = self._lowlevel_server
+        handshake_options = lowlevel.create_initialization_options
+
+        def announce_tool_changes(
+            notification_options: NotificationOptions | None = None, *rest: Any, **named: Any
+        ) -> Any:
+            options = notification_options or NotificationOptions(tools_changed=True)
+            return handshake_options(options, *rest, **named)
+
+        lowlevel.create_initialization_options = announce_tool_changes  # type: ignore[method-assign]
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         try:
