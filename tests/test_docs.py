@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -35,6 +36,20 @@ def test_readme_python_example_runs_against_the_fake_provider(index, anthropic_e
     assert done.returncode == 0, f"example {index} failed:\n{SNIPPETS[index]}\n{done.stderr}"
     assert "Traceback" not in done.stderr
     assert anthropic_env.requests or "scripted" in SNIPPETS[index]
+
+
+@pytest.mark.parametrize("block", re.findall(r"```json\n(.*?)```", README, flags=re.DOTALL))
+def test_readme_json_blocks_are_valid(block):
+    config = json.loads(block)
+    for entry in config.get("servers", {}).values():  # VS Code's mcp.json requires the type
+        assert entry["type"] == "stdio" and entry["command"] == "llmproc-mcp"
+
+
+def test_readme_host_section_names_each_host():
+    hosts = README.split("### In MCP hosts", 1)[1].split("\n## ", 1)[0]
+    for host in ("Claude Desktop", "Claude Code", "VS Code"):
+        assert f"**{host}**" in hosts
+    assert '"type": "stdio"' in hosts
 
 
 def test_readme_quick_start_has_exactly_two_commands():

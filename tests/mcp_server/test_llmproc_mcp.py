@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -353,6 +354,23 @@ def test_claude_desktop_config_runs_llmproc_mcp_on_the_programs(tmp_path: Path):
     from llmproc import LLMProgram
 
     assert LLMProgram.from_toml(tmp_path / "p.toml").mcp_servers["llmproc"].command == "llmproc-mcp"
+
+
+async def test_claude_desktop_config_starts_as_a_host_starts_it():
+    """What a newcomer pastes: the command on PATH, the programs path filled in, the env block as
+    given (placeholder keys included); the host lists the tools and a program answers."""
+    entry = json.loads((ROOT / "claude_desktop_config.json").read_text())["mcpServers"]["llmproc"]
+    command = shutil.which(
+        entry["command"], path=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]
+    )
+    assert command is not None, "llmproc-mcp is not installed as a console script"
+    args = [str(ROOT / "programs") if arg.endswith("/programs") else arg for arg in entry["args"]]
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/"), **entry["env"]}
+    async with Client(StdioServerParameters(command=command, args=args, env=env), mode="legacy") as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert {"run_scripted", "run_minimal", "run_openai", "run_gemini", "spawn", "reset"} <= names
+        reply = await client.call_tool("run_scripted", {"message": "Hello"})
+        assert not reply.is_error and "scripted model" in text(reply)
 
 
 def test_stdio_client_example_runs():
