@@ -79,6 +79,17 @@ def test_catalog_names_describes_and_leaves_out(programs: Path):
     )
 
 
+def test_catalog_leaves_hidden_files_and_directories_alone(tmp_path: Path):
+    (tmp_path / ".venv" / "lib").mkdir(parents=True)
+    (tmp_path / ".venv" / "lib" / "pyproject.toml").write_text("[project]\n")
+    (tmp_path / ".taplo.toml").write_text("[formatting]\n")
+    (tmp_path / "team").mkdir()
+    (tmp_path / "team" / "helper.toml").write_text(SCRIPTED)
+    catalog = Catalog.load(tmp_path)
+    assert list(catalog.programs) == ["team_helper"] and catalog.failures == {}
+    assert list(catalog.files()) == [str(tmp_path / "team" / "helper.toml")]
+
+
 def test_catalog_collisions_name_both_files(tmp_path: Path):
     (tmp_path / "a_b.toml").write_text(SCRIPTED)
     (tmp_path / "a b.toml").write_text(SCRIPTED)

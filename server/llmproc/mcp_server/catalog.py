@@ -8,6 +8,7 @@ start-up error that names both.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,16 @@ def program_name(root: Path, path: Path) -> str:
     """`sub/dir/x.toml` -> `sub_dir_x`: characters outside [A-Za-z0-9_-] become '_'."""
     relative = path.relative_to(root).with_suffix("").as_posix()
     return re.sub(r"[^A-Za-z0-9_-]", "_", relative)[: NAME_LIMIT - len(TOOL_PREFIX)]
+
+
+def program_files(root: Path) -> list[Path]:
+    """Every *.toml below `root`, sorted, leaving out hidden files and directories (.git, .venv,
+    editor settings): a programs directory inside a project should not publish its tooling."""
+    found = []
+    for directory, subdirectories, files in os.walk(root):
+        subdirectories[:] = [d for d in subdirectories if not d.startswith(".")]
+        found += [Path(directory, f) for f in files if f.endswith(".toml") and not f.startswith(".")]
+    return sorted(found)
 
 
 def _summary(name: str, program: LLMProgram) -> str:
@@ -88,7 +99,7 @@ class Catalog:
     def files(self) -> dict[str, tuple[int, int]]:
         """Modification time and size of every program file, to notice edits cheaply."""
         stamps = {}
-        for path in self.root.rglob("*.toml"):
+        for path in program_files(self.root):
             try:
                 stat = path.stat()
             except OSError:
@@ -101,7 +112,7 @@ class Catalog:
             raise CatalogError(f"programs directory '{self.root}' not found")
         paths: dict[str, Path] = {}
         loaded: dict[str, LLMProgram] = {}
-        for path in sorted(self.root.rglob("*.toml")):
+        for path in program_files(self.root):
             name = program_name(self.root, path)
             if name in paths:
                 raise CatalogError(
