@@ -152,3 +152,17 @@ def test_resume_problems_are_one_line_and_exit_3(write_program, tmp_path):
     assert done.returncode == 3
     assert "made with provider 'scripted' and the program uses 'anthropic'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_every_front_end_reports_the_installed_version():
+    from importlib.metadata import version
+
+    import llmproc as package
+
+    assert package.__version__ == version("llmproc")  # the code and the installed metadata agree
+    for module, name in (("run", "llmproc"), ("mcp", "llmproc-mcp"), ("demo", "llmproc-demo")):
+        done = subprocess.run(
+            [sys.executable, "-m", f"llmproc.cli.{module}", "--version"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert (done.returncode, done.stdout) == (0, f"{name} {package.__version__}\n"), done.stderr

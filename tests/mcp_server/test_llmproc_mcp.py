@@ -143,6 +143,35 @@ def test_missing_directory_is_one_line_and_exit_code_3(tmp_path: Path):
     assert done.stderr.strip() == f"llmproc-mcp: error: programs directory '{tmp_path / 'nope'}' not found"
 
 
+def test_a_port_in_use_or_out_of_range_is_one_line(programs: Path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "llmproc.cli.mcp", "--programs", str(programs),
+             "--transport", "streamable-http", "--port", str(port)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 3
+    assert (
+        done.stderr.splitlines()[-1]
+        == f"llmproc-mcp: error: can not listen on 127.0.0.1 port {port}: Address already in use"
+    )
+    assert "serving" not in done.stderr and "Traceback" not in done.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "llmproc.cli.mcp", "--programs", str(programs), "--port", "70000"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert (
+        done.stderr.splitlines()[-1]
+        == "llmproc-mcp: error: argument --port: '70000' is not a port number (0 to 65535)"
+    )
+
+
 # -- stdio -----------------------------------------------------------------------------------------
 
 

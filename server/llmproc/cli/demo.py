@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import add_version
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -300,6 +302,7 @@ async def _main(args: argparse.Namespace, console: Console) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llmproc-demo", description="Chat with an llmproc program.")
+    add_version(parser)
     parser.add_argument("program", nargs="?", help="a program (.toml) or a directory of programs")
     parser.add_argument(
         "--programs",

@@ -14,13 +14,44 @@ import hmac
 import json
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import anyio
 
+from . import add_version
+
 TOKEN_VARIABLE = "LLMPROC_MCP_TOKEN"
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number (0 to 65535)")
+    return port
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind the HTTP port before saying where the server is, so a port in use or an unknown
+    host is one clear start-up error rather than a uvicorn log line after "serving"."""
+    family, kind, proto, _name, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    listener = socket.socket(family, kind, proto)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.listen(2048)
+    except OSError:
+        listener.close()
+        raise
+    listener.setblocking(False)
+    return listener
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="llmproc-mcp",
         description="Publish llmproc programs as MCP tools (run_<program>, spawn, reset, fork).",
     )
+    add_version(parser)
     parser.add_argument(
         "--programs", required=True, metavar="DIR", help="directory of program files (*.toml)"
     )
@@ -35,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--host", default="127.0.0.1", help="HTTP transports: address to bind (default 127.0.0.1)"
     )
-    parser.add_argument("--port", type=int, default=8000, help="HTTP transports: port (default 8000)")
+    parser.add_argument(
+        "--port", type=_port, default=8000, help="HTTP transports: port (default 8000; 0 picks a free one)"
+    )
     parser.add_argument(
         "--auth-token",
         default=None,
@@ -137,6 +171,17 @@ async def serve(args: argparse.Namespace, *, started: Callable[[Any], None] | No
     except CatalogError as err:
         print(f"llmproc-mcp: error: {err}", file=sys.stderr)
         return 3
+    listener = None
+    if args.transport != "stdio":
+        try:
+            listener = _listen(args.host, args.port)
+        except OSError as err:
+            reason = err.strerror or str(err)
+            print(
+                f"llmproc-mcp: error: can not listen on {args.host} port {args.port}: {reason}",
+                file=sys.stderr,
+            )
+            return 3
     store = None
     if args.state:
         from ..store import SqliteStore, StoreError
@@ -145,6 +190,8 @@ async def serve(args: argparse.Namespace, *, started: Callable[[Any], None] | No
             store = SqliteStore(args.state)
         except StoreError as err:
             print(f"llmproc-mcp: error: {err}", file=sys.stderr)
+            if listener is not None:
+                listener.close()
             return 3
     table = ProcessTable(
         max_per_caller=args.max_processes, idle_seconds=args.idle_timeout, max_live=args.max_live_processes
@@ -162,9 +209,12 @@ async def serve(args: argparse.Namespace, *, started: Callable[[Any], None] | No
             if args.transport == "stdio":
                 await server.mcp.run_stdio_async()
             else:
-                await _serve_http(server, args)
+                assert listener is not None
+                await _serve_http(server, args, listener)
             tasks.cancel_scope.cancel()
     finally:
+        if listener is not None:
+            listener.close()
         await server.aclose()
         if store is not None:
             await store.close()
@@ -208,7 +258,7 @@ def _forgets_lost_connections(protocol_class: type[Any]) -> type[Any]:
     return ForgetsLostConnections
 
 
-async def _serve_http(server: Any, args: argparse.Namespace) -> None:
+async def _serve_http(server: Any, args: argparse.Namespace, listener: socket.socket) -> None:
     import uvicorn
 
     if args.transport == "sse":
@@ -226,7 +276,9 @@ async def _serve_http(server: Any, args: argparse.Namespace) -> None:
             "serving on %s without a bearer token: anyone who can reach it can run your programs", args.host
         )
     path = "/sse" if args.transport == "sse" else "/mcp"
-    print(f"llmproc-mcp: serving {len(server.catalog.programs)} programs at http://{args.host}:{args.port}{path}",
+    port = listener.getsockname()[1]
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"llmproc-mcp: serving {len(server.catalog.programs)} programs at http://{host}:{port}{path}",
           file=sys.stderr)  # fmt: skip
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level="warning", lifespan="on",
@@ -235,7 +287,7 @@ async def _serve_http(server: Any, args: argparse.Namespace) -> None:
     config.load()
     config.http_protocol_class = _forgets_lost_connections(config.http_protocol_class)
     http = uvicorn.Server(config)
-    serving = asyncio.ensure_future(http.serve())
+    serving = asyncio.ensure_future(http.serve(sockets=[listener]))
     try:
         await asyncio.shield(serving)
     except asyncio.CancelledError:  # embedded and cancelled: shut down as on Ctrl-C, so the
@@ -244,8 +296,9 @@ async def _serve_http(server: Any, args: argparse.Namespace) -> None:
         serving.cancel()
         raise
     finally:  # whatever happened, the port is free again
-        for listener in getattr(http, "servers", []):
-            listener.close()
+        for asyncio_server in getattr(http, "servers", []):
+            asyncio_server.close()
+        listener.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,8 @@ import os
 import sys
 from typing import Any
 
+from . import add_version
+
 EXIT_PROVIDER, EXIT_USAGE, EXIT_PROGRAM, EXIT_RUNTIME, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
 
 
@@ -25,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Run an llmproc program once and print the reply.",
         epilog="`llmproc schema` prints the JSON Schema of program files.",
     )
+    add_version(parser)
     parser.add_argument("program", nargs="?", help="path to a program (.toml); optional with --resume")
     parser.add_argument("prompt", nargs="?", help="the user message (or use -p, or pipe it on stdin)")
     parser.add_argument("-p", "--prompt", dest="prompt_option", metavar="PROMPT", help="the user message")
