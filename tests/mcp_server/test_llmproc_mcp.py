@@ -375,6 +375,14 @@ async def test_a_provider_program_over_the_server(tmp_path: Path, anthropic_env)
         assert failed.is_error and "bad key" in text(failed)
         assert fake.api_key not in text(failed)
 
+        # a spawn whose first message fails leaves no process the caller could not name
+        fake.push(Fault(status=500, error_type="api_error", message="down"))
+        spawned = await client.call_tool("spawn", {"program": "claude", "message": "Hi"})
+        assert spawned.is_error and "down" in text(spawned)
+        listing = (await client.call_tool("list_processes", {})).structured_content
+        assert [p["program"] for p in listing["processes"]] == ["claude"]  # the default one only
+        assert listing["processes"][0]["turns"] == 1
+
 
 # -- what ships for hosts and clients --------------------------------------------------------------
 

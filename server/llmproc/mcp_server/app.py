@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
+import anyio
 from mcp.server import MCPServer, NotificationOptions
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError as McpToolError
@@ -288,7 +289,12 @@ class LLMProcServer:
             if message is None:
                 await server._persist(handle)
                 return _result(handle, None, "")
-            return await server._run(handle, message, ctx)
+            try:
+                return await server._run(handle, message, ctx)
+            except BaseException:  # the caller never learns this process's id: leave nothing behind
+                with anyio.CancelScope(shield=True):
+                    await server.table.remove(handle)
+                raise
 
         return spawn
 
