@@ -250,6 +250,7 @@ async def test_stdio_publishes_programs_and_keeps_conversations(programs: Path):
         ),
         ("run_echo", {"message": "   "}, "message must not be empty"),
         ("spawn", {"program": "ecco"}, "unknown program 'ecco'; did you mean 'echo'?"),
+        ("reset", {"program": "nope"}, "unknown program 'nope' (programs: echo, sleeper, team_counter)"),
         ("fork", {"process_id": "nope"}, "unknown process 'nope'"),
     ],
 )

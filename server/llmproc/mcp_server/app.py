@@ -457,7 +457,7 @@ class LLMProcServer:
         key = name.removeprefix("run_")
         published = self.catalog.programs.get(key)
         if published is None:
-            close = difflib.get_close_matches(key, list(self.catalog.programs), n=1)
+            close = difflib.get_close_matches(key, list(self.catalog.programs), n=1, cutoff=0.7)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise McpToolError(
                 f"unknown program '{name}'{hint} (programs: {', '.join(sorted(self.catalog.programs))})"
