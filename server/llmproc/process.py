@@ -287,6 +287,8 @@ class LLMProcess:
         """Run one user message to the model's final answer."""
         if not isinstance(message, str):
             raise TypeError(f"run() takes the user message as a str, not {type(message).__name__}")
+        if not message.strip():  # every provider refuses an empty user turn: say so before sending
+            raise ProcessError("run() needs a message: this one is empty")
         callbacks = [*self._callbacks, on_event] if on_event else self._callbacks
         return await self._locked_run(message, callbacks)
 

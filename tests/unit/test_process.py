@@ -330,6 +330,15 @@ async def test_run_rejects_a_non_string_message():
         await process.run(42)  # type: ignore[arg-type]
 
 
+async def test_run_rejects_an_empty_message_and_changes_nothing():
+    process = await scripted("x").start()
+    for empty in ("", "  \n"):
+        with pytest.raises(llmproc.ProcessError, match="run\\(\\) needs a message: this one is empty"):
+            await process.run(empty)
+    assert process.messages == ()
+    assert str(await process.run("now")) == "x"
+
+
 def test_public_api_is_exactly_what_init_exports():
     assert sorted(llmproc.__all__) == sorted(
         [
