@@ -15,6 +15,7 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
+import anyio
 import httpx2
 import pytest
 from mcp import Client
@@ -171,7 +172,7 @@ async def test_clients_that_vanish_or_cancel_mid_run_leave_nothing_behind(progra
         async def cancelled_run(n: int) -> None:
             async with Client(server.url, mode="legacy") as client:
                 with pytest.raises(TimeoutError):
-                    async with asyncio.timeout(rng.uniform(0.05, 1.2)):
+                    with anyio.fail_after(rng.uniform(0.05, 1.2)):
                         await client.call_tool("run_slow", {"message": f"cancel me {n}"})
                 # the process is whole: a run was either cancelled away or completed
                 listing = (await client.call_tool("list_processes", {})).structured_content

@@ -9,6 +9,7 @@ function calling is off: the process loop runs the tools.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import json
@@ -211,7 +212,8 @@ class GeminiProvider:
         if isinstance(err, (errors.UnknownApiResponseError, json.JSONDecodeError)):
             # not the SDK's message: it quotes the whole body
             return unreadable_reply("Gemini API", "the body is not JSON", provider=self.name)
-        if isinstance(err, (TimeoutError, httpx2.TimeoutException)):  # aiohttp's are TimeoutErrors
+        # aiohttp raises asyncio.TimeoutError: the builtin TimeoutError from Python 3.11, not before
+        if isinstance(err, (TimeoutError, asyncio.TimeoutError, httpx2.TimeoutException)):
             return ProviderError(
                 f"Gemini request timed out after {self._model.timeout:g}s; raise [model] timeout",
                 provider=self.name,
