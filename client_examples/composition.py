@@ -30,8 +30,9 @@ async def main() -> None:
         result = await client.call_tool("run_front", {"message": "Ask the expert."})
         (call,) = result.structured_content["tool_calls"]
         print("the front program called:", call["name"])
-        print("the inner server answered:", call["result"])
-        print("reply:", result.content[0].text)
+        answer, _, inner_id = call["result"].partition("\n\n")  # the reply, then its process_id
+        print("the inner server answered:", answer, inner_id)
+        print("reply:", result.structured_content["text"])
 
 
 if __name__ == "__main__":

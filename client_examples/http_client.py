@@ -29,9 +29,9 @@ async def main(url: str) -> None:
         print("protocol:", client.protocol_version)
         first = await client.call_tool("run_scripted", {"message": "Hello"})
         process_id = first.structured_content["process_id"]
-        print("reply:", first.content[0].text)
+        print("reply:", first.structured_content["text"])
         again = await client.call_tool("run_scripted", {"message": "More, please.", "process_id": process_id})
-        print("reply:", again.content[0].text)
+        print("reply:", again.structured_content["text"])
         listing = await client.call_tool("list_processes", {})
         print("programs:", ", ".join(listing.structured_content["programs"]))
 

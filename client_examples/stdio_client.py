@@ -27,14 +27,14 @@ async def main(programs: Path) -> None:
         print("tools:", ", ".join(t.name for t in tools))
 
         first = await client.call_tool("run_scripted", {"message": "Hello"})
-        print("reply:", first.content[0].text)
+        print("reply:", first.structured_content["text"])
         process_id = first.structured_content["process_id"]
 
         second = await client.call_tool("run_scripted", {"message": "And then?"})
-        print("reply:", second.content[0].text)
+        print("reply:", second.structured_content["text"])
 
         third = await client.call_tool("run_scripted", {"message": "Go on.", "process_id": process_id})
-        print("reply:", third.content[0].text)
+        print("reply:", third.structured_content["text"])
         print("process:", process_id, "cost:", third.structured_content["cost_usd"])
 
 

@@ -289,6 +289,7 @@ class LLMProcess:
             raise TypeError(f"run() takes the user message as a str, not {type(message).__name__}")
         if not message.strip():  # every provider refuses an empty user turn: say so before sending
             raise ProcessError("run() needs a message: this one is empty")
+        _check_unicode(message)
         callbacks = [*self._callbacks, on_event] if on_event else self._callbacks
         return await self._locked_run(message, callbacks)
 
@@ -509,6 +510,19 @@ class LLMProcess:
 
     def __repr__(self) -> str:
         return f"LLMProcess(id={self.id!r}, program={self.program.source!r}, messages={len(self._history)})"
+
+
+def _check_unicode(message: str) -> None:
+    """Refuse text that is not Unicode (a lone surrogate, which JSON can carry): no provider
+    API can be sent it and no store can keep it, so it must fail before anything is sent."""
+    try:
+        message.encode("utf-8")
+    except UnicodeEncodeError as err:
+        code = ord(message[err.start])
+        raise ProcessError(
+            f"the message is not valid Unicode text: it holds a lone surrogate (U+{code:04X}) at "
+            f"character {err.start}; send text with each surrogate paired, or without them"
+        ) from None
 
 
 def _add_cost(a: float | None, b: float | None) -> float | None:

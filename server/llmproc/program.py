@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import glob
 import hashlib
+import stat
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from .config import LinkedProgramConfig, ProgramConfig
 from .errors import ProgramError
 from .program_errors import find_line, format_validation_error, suggest
 from .providers import supported_parameters
+from .special_files import kind_of
 from .tools.mcp_config import McpConfigError, McpServerSpec, ToolChoice, resolve_mcp
 
 if sys.version_info >= (3, 11):
@@ -40,6 +42,9 @@ def read_text_file(path: Path, *, what: str, source: str) -> str:
         raise ProgramError(f"{where} not found")
     if path.is_dir():
         raise ProgramError(f"{where} is a directory, not a file")
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):  # a FIFO would block the loader forever, a device never end
+        raise ProgramError(f"{where} is {kind_of(mode)}, not a regular file")
     try:
         data = path.read_bytes()
     except OSError as err:

@@ -11,10 +11,14 @@ small header row: the cost of persisting a turn does not grow with the history.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
+import os
+import socket
 import sqlite3
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -125,14 +129,25 @@ CREATE TABLE IF NOT EXISTS defaults (
 class SqliteStore:
     """The embedded store: one file, WAL mode, one transaction per completed turn.
 
-    sqlite3 is synchronous, so calls run in a worker thread (one at a time) and the event
-    loop keeps serving while a commit waits for the disk.
+    sqlite3 is synchronous, so calls run in a thread of the store's own (one at a time) and
+    the event loop keeps serving while a commit waits for the disk; tools or DNS look-ups
+    that tie up other threads can not hold a commit back.
+
+    One store at a time uses a file: until per-process leases make sharing safe, a second
+    server on the same file would splice the two servers' turns into one history, so it is
+    refused, naming the holder (`StateHolder`).
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._db = self._open()
+        self._holder = StateHolder.claim(self.path)
+        try:
+            self._db = self._open()
+        except BaseException:
+            self._holder.release()
+            raise
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="llmproc-store")
 
     def _open(self) -> sqlite3.Connection:
         where = f"state database {self.path}"
@@ -185,7 +200,7 @@ class SqliteStore:
             with self._lock:
                 return function(*args)
 
-        return await asyncio.to_thread(locked)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, locked)
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -304,6 +319,49 @@ class SqliteStore:
     async def close(self) -> None:
         with self._lock:
             self._db.close()
+        self._thread.shutdown(wait=False)
+        self._holder.release()
+
+
+class StateHolder:
+    """An exclusive lock on `<state file>.lock`, which also says who holds it.
+
+    The kernel drops the lock when the holder's process ends, however it ends (kill -9
+    included), so a crashed server never leaves a stale claim behind.
+    """
+
+    def __init__(self, file: Any) -> None:
+        self._file = file
+
+    @classmethod
+    def claim(cls, path: Path) -> StateHolder:
+        lock_path = path.with_name(path.name + ".lock")
+        if path.is_dir():
+            return cls(None)  # _open says what is wrong
+        try:
+            file = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 (held until release)
+        except OSError as err:
+            raise StoreError(f"can not claim state database {path}: {lock_path}: {err.strerror}") from None
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            file.seek(0)
+            holder = file.read().strip() or "another process"
+            file.close()
+            raise StoreError(
+                f"state database {path} is in use by {holder}; stop that server or choose "
+                "another --state path"
+            ) from None
+        file.seek(0)
+        file.truncate()
+        file.write(f"llmproc pid {os.getpid()} on {socket.gethostname()} since {iso_utc(time.time())}\n")
+        file.flush()
+        return cls(file)
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing the descriptor drops the lock
+            self._file = None
 
 
 @dataclass

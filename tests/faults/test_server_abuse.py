@@ -24,6 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from fake_provider import FakeProviderServer
 from http_servers import TOOLBOX
+from mcp_results import text
 from server_thread import ServerThread
 
 SCRIPTED = '[model]\nname = "s"\nprovider = "scripted"\n'
@@ -69,10 +70,6 @@ def slow_provider(monkeypatch) -> FakeProviderServer:
         monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
         monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
         yield fake
-
-
-def text(result) -> str:
-    return result.content[0].text
 
 
 async def one_session(url: str, message: str = "hi", mode: str = "legacy") -> str:

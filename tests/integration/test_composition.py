@@ -13,6 +13,7 @@ import pytest
 
 from fake_provider import ScriptedToolCall, Turn
 from llmproc import LLMProcess, McpServerError
+from mcp_results import text
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = str(Path(sys.executable).parent)
@@ -79,7 +80,7 @@ async def test_a_cycle_over_http_ends_at_the_depth_limit(tmp_path):
     for url in serve(command, port, "streamable-http"):
         async with Client(url) as client:
             result = await client.call_tool("run_loop", {"message": "start"})
-        assert not result.is_error and result.content[0].text == "done"  # it ended
+        assert not result.is_error and text(result) == "done"  # it ended
         deep = httpx2.AsyncClient(headers={"X-LLMProc-Depth": "3"})
         async with deep, Client(streamable_http_client(url, http_client=deep)) as client:
             refused = await client.call_tool("run_loop", {"message": "start"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from http_servers import TOOLBOX, serve_llmproc
 from llmproc.mcp_server.catalog import Catalog, CatalogError
+from mcp_results import text
 
 SCRIPTED = '[model]\nname = "s"\nprovider = "scripted"\n'
 
@@ -58,10 +60,6 @@ def stdio(programs: Path, *extra: str) -> StdioServerParameters:
     return StdioServerParameters(
         command=sys.executable, args=["-m", "llmproc.cli.mcp", "--programs", str(programs), *extra]
     )
-
-
-def text(result: Any) -> str:
-    return result.content[0].text
 
 
 # -- the catalog -----------------------------------------------------------------------------------
@@ -577,11 +575,13 @@ def test_composition_client_example_runs():
         capture_output=True, text=True, timeout=120, env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[1:] == [
-        "the front program called: experts__run_shouter",
-        "the inner server answered: HELLO FROM THE EXPERT ON THE INNER SERVER!",
-        "reply: The expert on the other server answered.",
-    ]
+    lines = done.stdout.splitlines()[1:]
+    assert lines[0] == "the front program called: experts__run_shouter"
+    assert re.fullmatch(
+        r"the inner server answered: HELLO FROM THE EXPERT ON THE INNER SERVER! \[process_id: [\w-]{22}\]",
+        lines[1],
+    ), lines[1]  # the model of the front program is told the inner process's id
+    assert lines[2:] == ["reply: The expert on the other server answered."]
 
 
 def test_every_shipped_program_is_published():

@@ -22,6 +22,7 @@ from mcp.client.stdio import StdioServerParameters
 from fake_provider import Fault, Turn
 from http_servers import free_port, serve_process
 from llmproc.store import SqliteStore, StoreError, TurnRecord
+from mcp_results import text
 
 COUNTER = (
     '[model]\nname = "s"\nprovider = "scripted"\n[scripted]\nreplies = ["one", "two", "three", "four"]\n'
@@ -41,10 +42,6 @@ def programs(tmp_path: Path) -> Path:
 def stdio(programs: Path, state: Path, *extra: str) -> StdioServerParameters:
     args = ["-m", "llmproc.cli.mcp", "--programs", str(programs), "--state", str(state), *extra]
     return StdioServerParameters(command=sys.executable, args=args)
-
-
-def text(result: Any) -> str:
-    return result.content[0].text
 
 
 async def test_a_stdio_conversation_continues_after_the_server_restarts(programs, tmp_path):

@@ -52,8 +52,8 @@ async def test_read_file_and_list_dir_inside_the_roots(tree: Path):
     assert listing.splitlines() == [
         "docs/",
         "data.bin  (2 bytes)",
-        "escape.txt  (10 bytes)",
-        "inside.md  (14 bytes)",
+        "escape.txt  (link outside the allowed folders)",
+        "inside.md  (14 bytes, link)",
     ]
 
 

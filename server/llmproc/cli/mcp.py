@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hmac
+import ipaddress
 import json
 import logging
 import os
@@ -76,6 +77,28 @@ def _parser() -> argparse.ArgumentParser:
         help=f"HTTP transports: require this bearer token (or set {TOKEN_VARIABLE})",
     )
     parser.add_argument(
+        "--allowed-hosts",
+        action="append",
+        default=[],
+        metavar="HOSTS",
+        help="HTTP transports: Host header values to accept besides loopback names (comma-separated; "
+        "'name' takes any port, 'name:port' one); every other Host is refused (DNS rebinding)",
+    )
+    parser.add_argument(
+        "--allowed-origins",
+        action="append",
+        default=[],
+        metavar="ORIGINS",
+        help="HTTP transports: browser Origins to accept besides loopback ones (comma-separated, "
+        "for example https://app.example.com)",
+    )
+    parser.add_argument(
+        "--allow-no-auth",
+        action="store_true",
+        help="HTTP transports: serve on an address beyond loopback without --auth-token "
+        "(anyone who can reach it can run your programs)",
+    )
+    parser.add_argument(
         "--idle-timeout",
         type=float,
         default=3600.0,
@@ -98,6 +121,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-processes", type=int, default=100, metavar="N", help="live processes one client may keep"
+    )
+    parser.add_argument(
+        "--max-sessionless-processes",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="live processes that callers without a session (MCP 2026-07-28 over HTTP) keep together",
     )
     parser.add_argument(
         "--reload-interval",
@@ -124,31 +154,35 @@ def _parser() -> argparse.ArgumentParser:
 
 
 class BearerTokenMiddleware:
-    """Refuses HTTP requests without `Authorization: Bearer <token>` (compared in constant time)."""
+    """Refuses HTTP requests without `Authorization: Bearer <token>`: the scheme compared
+    case-insensitively (RFC 7235), the token in constant time, and a request with more than
+    one Authorization header refused (which one a proxy or framework reads is not ours to guess)."""
 
     def __init__(self, app: Any, token: str) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode()
+        self.expected = token.encode()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
-                body = json.dumps({"error": "unauthorized: a valid bearer token is required"}).encode()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 401,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"www-authenticate", b'Bearer realm="llmproc-mcp"'),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+            given = [value for name, value in scope.get("headers") or [] if name == b"authorization"]
+            if len(given) > 1:
+                await _refuse(send, 400, "bad request: more than one Authorization header")
+                return
+            scheme, _, credentials = (given[0] if given else b"").strip().partition(b" ")
+            valid = scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self.expected)
+            if not valid:
+                await _refuse(send, 401, "unauthorized: a valid bearer token is required")
                 return
         await self.app(scope, receive, send)
+
+
+async def _refuse(send: Any, status: int, error: str) -> None:
+    body = json.dumps({"error": error}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="llmproc-mcp"'))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def serve(args: argparse.Namespace, *, started: Callable[[Any], None] | None = None) -> int:
@@ -173,6 +207,10 @@ async def serve(args: argparse.Namespace, *, started: Callable[[Any], None] | No
         return 3
     listener = None
     if args.transport != "stdio":
+        refusal = _exposure_refusal(args)
+        if refusal:
+            print(f"llmproc-mcp: error: {refusal}", file=sys.stderr)
+            return 3
         try:
             listener = _listen(args.host, args.port)
         except OSError as err:
@@ -194,7 +232,10 @@ async def serve(args: argparse.Namespace, *, started: Callable[[Any], None] | No
                 listener.close()
             return 3
     table = ProcessTable(
-        max_per_caller=args.max_processes, idle_seconds=args.idle_timeout, max_live=args.max_live_processes
+        max_per_caller=args.max_processes,
+        idle_seconds=args.idle_timeout,
+        max_live=args.max_live_processes,
+        max_sessionless=args.max_sessionless_processes,
     )
     server = LLMProcServer(
         catalog, transport=args.transport, table=table, max_depth=args.max_depth, store=store
@@ -221,12 +262,55 @@ async def serve(args: argparse.Namespace, *, started: Callable[[Any], None] | No
     return 0
 
 
+def _token(args: argparse.Namespace) -> str | None:
+    return args.auth_token or os.environ.get(TOKEN_VARIABLE) or None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _exposure_refusal(args: argparse.Namespace) -> str | None:
+    """Why the server must not listen as asked: beyond loopback, no token, and no explicit yes."""
+    if _is_loopback(args.host) or _token(args) or args.allow_no_auth:
+        return None
+    return (
+        f"--host {args.host} can be reached from other machines, and no --auth-token is set "
+        f"(or {TOKEN_VARIABLE}); set one, or pass --allow-no-auth to serve anyone who can reach it"
+    )
+
+
+def _listed(values: list[str]) -> list[str]:
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+def _transport_security(args: argparse.Namespace) -> Any:
+    """Host and Origin checks on every bind address, not only loopback ones (the SDK's default):
+    a page that rebinds its own name to this machine must not drive the server. Loopback names
+    are always accepted; other names only when listed (--allowed-hosts, --allowed-origins)."""
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
+    for host in _listed(args.allowed_hosts):
+        hosts += [host] if ":" in host.lstrip("[").split("]")[-1] else [host, f"{host}:*"]
+    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+    origins += _listed(args.allowed_origins)
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+    )
+
+
 async def _watch(server: Any, interval: float) -> None:
     """Reload the programs when their files change (polling: no extra dependency, any platform)."""
-    stamps = server.catalog.files()
+    stamps = await asyncio.to_thread(server.catalog.files)
     while True:
         await anyio.sleep(interval)
-        now = server.catalog.files()
+        now = await asyncio.to_thread(server.catalog.files)  # a stat per file: not on the loop
         if now != stamps:
             stamps = now
             await server.reload()
@@ -261,17 +345,20 @@ def _forgets_lost_connections(protocol_class: type[Any]) -> type[Any]:
 async def _serve_http(server: Any, args: argparse.Namespace, listener: socket.socket) -> None:
     import uvicorn
 
+    security = _transport_security(args)
     if args.transport == "sse":
-        app: Any = server.mcp.sse_app(host=args.host)
+        app: Any = server.mcp.sse_app(host=args.host, transport_security=security)
     else:
-        app = server.mcp.streamable_http_app(host=args.host, session_idle_timeout=args.session_timeout)
+        app = server.mcp.streamable_http_app(
+            host=args.host, session_idle_timeout=args.session_timeout, transport_security=security
+        )
     from ..mcp_server.sessions import SessionEnds
 
     app = SessionEnds(app, server.end_session)  # an ended session's processes leave memory
-    token = args.auth_token or os.environ.get(TOKEN_VARIABLE)
+    token = _token(args)
     if token:
         app = BearerTokenMiddleware(app, token)
-    elif args.host not in ("127.0.0.1", "localhost", "::1"):
+    elif not _is_loopback(args.host):
         logging.getLogger("llmproc.mcp_server").warning(
             "serving on %s without a bearer token: anyone who can reach it can run your programs", args.host
         )

@@ -129,29 +129,45 @@ _PROGRESS_EVENTS = (ToolCallStarted, TurnFinished)
 _ROUND_TIMEOUT = 600.0
 """Seconds a run waits for a client to answer one sampling round before it fails."""
 
+_MAX_WAITING_RUNS = 100
+"""Runs waiting for sampling answers, in all: each holds a live process until answered or
+timed out, so they never take more than half of --max-live-processes either."""
+
 
 @dataclass(eq=False)
 class _ParkedRun:
     """A run between input_required rounds: questions go out, answers come in."""
 
     handle: Handle
+    length_before: int
     outbox: asyncio.Queue[tuple[str, Any]] = field(default_factory=asyncio.Queue)
     waiting: asyncio.Future[Any] | None = None  # the answer the last round asked for
     task: asyncio.Task[None] | None = None
 
 
 def caller_of(ctx: Any, transport: Transport) -> Owner:
-    """Who is calling: the connection, or a 2025-era HTTP session; None when there is neither."""
+    """Who is calling: the connection, or a 2025-era HTTP session; None when there is neither.
+
+    Only a session the SDK's transport knows names a caller: a 2026-07-28 request has no
+    session, so an `mcp-session-id` header on one (a 2025-era session's, or made up) is the
+    caller's own choice and must never pass for an identity."""
     if transport == "stdio":
         return "stdio"  # one client per server process
     request = getattr(ctx.request_context, "request", None)
     if request is None:
         return None
-    if transport == "sse":
+    if transport == "sse":  # the connection itself: its id is checked by the transport
         session = request.query_params.get("session_id")
         return f"sse:{session}" if session else None
+    if is_sessionless(ctx):
+        return None
     session = request.headers.get("mcp-session-id")
     return f"http:{session}" if session else None
+
+
+def is_sessionless(ctx: Any) -> bool:
+    """Whether the request came in the 2026-07-28 era, which has no sessions."""
+    return str(ctx.protocol_version or "").startswith("2026")
 
 
 class LLMProcServer:
@@ -217,12 +233,13 @@ class LLMProcServer:
 
         Processes already running keep the program version they started with.
         """
-        try:
-            catalog = Catalog.load(self.catalog.root)
+        try:  # off the event loop: a thousand programs take a second to load
+            catalog = await asyncio.to_thread(Catalog.load, self.catalog.root)
         except CatalogError as err:
             log.error("programs not reloaded: %s", err)
             return False
-        if catalog.signature() == self.catalog.signature():
+        unchanged = await asyncio.to_thread(lambda: catalog.signature() == self.catalog.signature())
+        if unchanged:
             self.catalog = catalog
             return False
         for published in self.catalog.programs.values():
@@ -240,7 +257,7 @@ class LLMProcServer:
 
     def _seen(self, ctx: Any, owner: Owner) -> None:
         """Remember a handshake-era client's session, which is how it hears that tools changed."""
-        if owner is not None and not ctx.protocol_version.startswith("2026"):
+        if owner is not None and not is_sessionless(ctx):
             self._legacy_sessions[owner] = ctx.session
 
     # -- tools ---------------------------------------------------------------------------------
@@ -411,10 +428,25 @@ class LLMProcServer:
         )
         try:
             await self.store.commit(record)
-        except Exception as err:  # a full disk, a locked file: the conversation goes on in memory
+        except Exception as err:  # a full disk, a locked file: never report as done what is not kept
             log.error("process %s could not be saved to the state database: %s", handle.id, err)
-            return
+            raise McpToolError(
+                f"process '{handle.id}' could not be saved to the state database: {err}"
+            ) from None
         handle.persisted.committed(record)
+
+    async def _commit_turn(self, handle: Handle, length_before: int) -> None:
+        """Count and store a completed run; when the store can not keep it, the process goes
+        back to where it was before the run, and the caller hears that the turn failed."""
+        handle.turns += 1
+        try:
+            await self._persist(handle)
+        except McpToolError as err:
+            handle.turns -= 1
+            history = handle.process.history_view()
+            if len(history) > length_before:
+                handle.process.goto(history[length_before].id)
+            raise McpToolError(f"{err}; the conversation is as it was before this message") from None
 
     async def _restore(self, process_id: str, owner: Owner) -> Handle | None:
         """A stored process the caller may use, back in memory; None when it is not theirs or unknown.
@@ -488,6 +520,7 @@ class LLMProcServer:
             )
         if handle.process.program.provider == "mcp_sampling" and not ctx.session.can_send_request:
             return await self._run_in_rounds(handle, message, ctx, depth)
+        length_before = len(handle.process.history_view())
         nesting = request_depth.set(depth)  # MCP servers the run uses are told depth + 1
         host = sampling_host.set(SamplingHost(ctx.session, ctx.request_id))  # for mcp_sampling programs
         logs = client_log.current_client.set(ctx)  # the run's log records go to this client
@@ -499,8 +532,7 @@ class LLMProcServer:
             sampling_host.reset(host)
             request_depth.reset(nesting)
             handle.last_used = _now()
-        handle.turns += 1
-        await self._persist(handle)
+        await self._commit_turn(handle, length_before)
         return _result(handle, result, result.text)
 
     # -- sampling under MCP 2026-07-28: the run waits between tool-call rounds ----------------------
@@ -509,7 +541,8 @@ class LLMProcServer:
         """Run an mcp_sampling program for a client without a back channel: each model turn is
         returned as an input_required round, and the retried call (carrying the client's answer
         and our request_state) resumes the waiting run."""
-        parked = _ParkedRun(handle)
+        self._check_waiting_room(handle.owner)
+        parked = _ParkedRun(handle, len(handle.process.history_view()))
         token = secrets.token_urlsafe(16)
         self._parked[token] = parked
         session = ctx.session
@@ -535,6 +568,23 @@ class LLMProcServer:
 
         parked.task = asyncio.create_task(body())
         return await self._next_round(token, parked)
+
+    def _check_waiting_room(self, owner: Owner) -> None:
+        """Unanswered rounds must not lock the server: bounded in all, and per identified caller
+        to a quarter of that (callers without a session share the whole)."""
+        room = max(1, min(_MAX_WAITING_RUNS, self.table.max_live // 2))
+        if len(self._parked) >= room:
+            raise McpToolError(
+                f"{len(self._parked)} runs are waiting for sampling answers, the most this server "
+                "keeps; answer or cancel one, or try again later"
+            )
+        if owner is not None:
+            mine = sum(1 for parked in self._parked.values() if parked.handle.owner == owner)
+            if mine >= max(1, room // 4):
+                raise McpToolError(
+                    f"you have {mine} runs waiting for sampling answers, the most one client may "
+                    "keep; answer or cancel one first"
+                )
 
     async def _resume(self, ctx: Any) -> Any:
         token = ctx.request_state
@@ -568,8 +618,7 @@ class LLMProcServer:
             if isinstance(value, asyncio.TimeoutError):
                 raise McpToolError(f"the client did not answer a sampling round within {_ROUND_TIMEOUT:g}s")
             raise McpToolError(f"the run failed: {type(value).__name__}: {value}")
-        handle.turns += 1
-        await self._persist(handle)
+        await self._commit_turn(handle, parked.length_before)
         return _result(handle, value, value.text)
 
     def _depth_of(self, ctx: Any) -> int:
@@ -627,7 +676,13 @@ def _result(handle: Handle, result: RunResult | None, text: str) -> Any:
         cost_usd=result.cost_usd if result else 0.0,
         tool_calls=[c.to_dict() for c in result.tool_calls] if result else [],
     )
-    shown = text if result else f"started process {handle.id} of program '{handle.program}'"
+    # the text names the process too: some hosts (Gemini CLI) show their model only the text,
+    # and without the id it could never continue, fork or reset this process
+    shown = (
+        f"{text}\n\n[process_id: {handle.id}]"
+        if result
+        else f"started process {handle.id} of program '{handle.program}'"
+    )
     return CallToolResult(
         content=[TextContent(type="text", text=shown)], structured_content=output.model_dump(mode="json")
     )

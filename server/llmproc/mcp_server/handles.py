@@ -4,7 +4,9 @@ A process belongs to the caller that created it (a connection, a 2025-era HTTP s
 or an authenticated principal); others are told it is unknown, exactly as for an id that
 never existed, so ids leak nothing. A caller with no identity (a 2026-era HTTP request
 without a session) owns nothing: its processes are reached by their unguessable id alone.
-Idle processes are evicted, and a per-caller cap stops unbounded growth.
+Idle processes are evicted, and caps stop unbounded growth: one per owner, and one for all
+callers without an identity together, whose spawns never push out a process that a
+session owns.
 """
 
 from __future__ import annotations
@@ -50,15 +52,23 @@ class Handle:
 
 class ProcessTable:
     def __init__(
-        self, *, max_per_caller: int = 100, idle_seconds: float = 3600.0, max_live: int = 10_000
+        self,
+        *,
+        max_per_caller: int = 100,
+        idle_seconds: float = 3600.0,
+        max_live: int = 10_000,
+        max_sessionless: int = 1000,
     ) -> None:
         self.max_per_caller = max_per_caller
+        self.max_sessionless = max_sessionless
+        """Live processes all callers without an identity may keep together."""
         self.idle_seconds = idle_seconds
         self.max_live = max_live
         """Processes kept in memory in all; past it the least recently used idle one leaves."""
         self._handles: dict[str, Handle] = {}
         self._defaults: dict[tuple[str, str], str] = {}
         self._owned: dict[str, set[str]] = {}  # owner -> process ids: O(1) caps and releases
+        self._sessionless: set[str] = set()  # ids of processes no one owns
         self.evicted: list[Handle] = []
         """Handles pushed out by max_live, for the server to close."""
 
@@ -73,11 +83,15 @@ class ProcessTable:
                 f"you have {self.max_per_caller} live processes, the most one client may keep; "
                 "reset some (reset with process_id) or wait for idle ones to expire"
             )
-        self.evicted.extend(self._make_room())
+        if owner is None and len(self._sessionless) >= self.max_sessionless:
+            self.evicted.extend(self._make_room(among=self._sessionless, limit=self.max_sessionless))
+        self.evicted.extend(self._make_room(among=None if owner is not None else self._sessionless))
         handle = Handle(process or LLMProcess(program), name, owner)
         self._handles[handle.id] = handle
         if owner is not None:
             self._owned.setdefault(owner, set()).add(handle.id)
+        else:
+            self._sessionless.add(handle.id)
         return handle
 
     def get(self, process_id: str, owner: Owner) -> Handle:
@@ -129,12 +143,21 @@ class ProcessTable:
             self._forget(handle)
         return idle
 
-    def _make_room(self) -> list[Handle]:
-        """At max_live, the least recently used idle process leaves (with --state: to the disk)."""
-        if len(self._handles) < self.max_live:
+    def _make_room(self, *, among: set[str] | None = None, limit: int | None = None) -> list[Handle]:
+        """At the limit, the least recently used idle process leaves (with --state: to the disk).
+
+        `among` narrows who may leave: a caller without an identity only ever pushes out another
+        such caller's process, never a conversation that a session owns."""
+        if limit is None and len(self._handles) < self.max_live:
             return []
-        idle = [h for h in self._handles.values() if not h.process.running]
+        candidates = self._handles.values() if among is None else (self._handles[i] for i in among)
+        idle = [h for h in candidates if not h.process.running]
         if not idle:
+            if limit is not None:
+                raise ToolError(
+                    f"callers without a session are running {len(among or ())} processes, their limit "
+                    "(--max-sessionless-processes); try again when some have finished"
+                )
             raise ToolError(
                 f"the server is running {len(self._handles)} processes, its limit (--max-live-processes); "
                 "try again when some have finished"
@@ -145,6 +168,7 @@ class ProcessTable:
 
     def _forget(self, handle: Handle) -> None:
         self._handles.pop(handle.id, None)
+        self._sessionless.discard(handle.id)
         if handle.owner is not None:
             owned = self._owned.get(handle.owner)
             if owned is not None:

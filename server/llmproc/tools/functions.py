@@ -7,7 +7,6 @@ wrong. Sync functions run in a worker thread so they never block the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from ..errors import ToolError
 from .base import Access, ToolOutcome, ToolSpec
+from .threads import run_sync_tool
 
 _META = "__llmproc_tool__"
 
@@ -102,9 +102,9 @@ class FunctionTool:
             if self.is_async:
                 value = await self.function(**kwargs)
             else:
-                # asyncio.to_thread, not anyio's: it is cheaper per call and a timeout can
+                # an executor thread, not anyio's: it is cheaper per call and a timeout can
                 # abandon a blocked sync tool instead of waiting for it to return.
-                value = await asyncio.to_thread(self.function, **kwargs)
+                value = await run_sync_tool(self.function, **kwargs)
         except ToolError as err:
             return ToolOutcome.text(str(err), is_error=True)
         except Exception as err:
