@@ -218,3 +218,53 @@ async def test_long_tool_results_and_inputs_become_descriptors(tmp_path: Path):
         "[fd:2 (The result of read_file): page 2 of 10]",
         "line 0101",
     ]
+
+
+# -- what is not a regular file ------------------------------------------------------------------
+
+
+def special_tree(tmp_path: Path) -> Path:
+    import socket
+
+    files = tmp_path / "files"
+    files.mkdir()
+    os.mkfifo(files / "pipe")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(files / "sock"))
+    listener.close()
+    (files / "big.txt").write_bytes(b"a" * (10_000_000 + 1))
+    return tmp_path
+
+
+async def test_read_file_refuses_what_is_not_a_regular_file_before_opening_it(tmp_path: Path):
+    process = tools_process(special_tree(tmp_path), ["read_file", "list_dir"])
+    assert await call(process, "read_file", path="pipe") == (
+        "'pipe' is not a regular file (a named pipe); read_file reads files only",
+        True,
+    )  # answered at once: opening a FIFO with no writer would block the tool forever
+    assert await call(process, "read_file", path="sock") == (
+        "'sock' is not a regular file (a socket); read_file reads files only",
+        True,
+    )
+    assert await call(process, "read_file", path="big.txt") == (
+        "'big.txt' is too large to read (more than 10,000,000 bytes)",
+        True,
+    )
+    listing, _ = await call(process, "list_dir")
+    assert listing.splitlines() == ["big.txt  (10,000,001 bytes)", "pipe  (a named pipe)", "sock  (a socket)"]
+
+
+async def test_a_root_over_dev_reads_no_device(tmp_path: Path):
+    """/dev/zero reports size 0 and never ends: trusting st_size read it until MemoryError."""
+    program = tmp_path / "program.toml"
+    program.write_text(
+        '[model]\nname = "t"\nprovider = "scripted"\n[tools]\nbuiltin = ["read_file", "list_dir"]\n'
+        'roots = ["/dev"]\n'
+    )
+    process = LLMProcess(LLMProgram.from_toml(program))
+    assert await call(process, "read_file", path="/dev/zero") == (
+        "'/dev/zero' is not a regular file (a character device); read_file reads files only",
+        True,
+    )
+    listing, is_error = await call(process, "list_dir", path="/dev")
+    assert not is_error and "null  (a character device)" in listing.splitlines()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import anyio
 import pytest
 
 import llmproc
@@ -357,3 +358,40 @@ def test_importing_llmproc_does_not_import_provider_sdks():
     code = f"import sys, llmproc; print(sorted(m for m in {sdks} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+async def test_sync_tools_stuck_past_their_timeout_do_not_starve_the_rest_of_the_program(tmp_path):
+    """Abandoned tool threads used to fill asyncio's shared executor: after a few, the state
+    store's commits and DNS look-ups, which need a thread there too, waited forever."""
+    import threading
+
+    from llmproc.store import SqliteStore
+    from llmproc.tools.threads import MAX_TOOL_THREADS
+
+    released = threading.Event()
+
+    def stuck() -> str:
+        """Blocks until the test ends."""
+        released.wait(120)
+        return "late"
+
+    calls = [call("stuck") for _ in range(MAX_TOOL_THREADS + 4)]
+    program = LLMProgram(
+        model_name="t",
+        provider="scripted",
+        scripted_replies=[{"tool_calls": [c["tool_calls"][0] for c in calls]}, "moved on"],
+        tool_timeout=0.2,
+    )
+    program.add_tool(stuck)
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        result = await (await program.start()).run("go")
+        assert result.text == "moved on"
+        assert {c.result for c in result.tool_calls} == {"tool 'stuck' timed out after 0.2s"}
+        with anyio.fail_after(30):  # both would wait for a stuck thread on the shared executor
+            assert await asyncio.to_thread(lambda: "free") == "free"
+            assert await store.default("someone", "echo") is None
+            await asyncio.get_running_loop().getaddrinfo("localhost", 80)
+    finally:
+        released.set()
+        await store.close()
