@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from mcp import Client
+from mcp import Client, MCPError
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
@@ -443,6 +443,19 @@ def test_http_client_example_runs_with_a_token():
         assert lines[0] == "protocol: 2026-07-28"
         assert lines[1].startswith("reply: Hello! I am a scripted model")
         assert "scripted" in lines[3]
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])  # a handshake, or server/discover (2026-07-28)
+async def test_only_what_is_served_is_advertised(programs: Path, mode: str):
+    """Empty prompt and resource capabilities made Gemini CLI warn that it found nothing there."""
+    async with Client(stdio(programs), mode=mode) as client:
+        capabilities = client.server_capabilities
+        assert capabilities.prompts is None and capabilities.resources is None
+        assert capabilities.tools is not None
+        with pytest.raises(MCPError, match="Method not found"):
+            await client.list_prompts()
+        with pytest.raises(MCPError, match="Method not found"):
+            await client.list_resources()
 
 
 # -- reloading -------------------------------------------------------------------------------------

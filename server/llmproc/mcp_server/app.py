@@ -109,6 +109,10 @@ class _Server(MCPServer):
             return handshake_options(options, *rest, **named)
 
         lowlevel.create_initialization_options = announce_tool_changes  # type: ignore[method-assign]
+        # capabilities follow the methods served: drop MCPServer's empty prompt and resource
+        # handlers, which hosts (Gemini CLI) otherwise warn about, finding nothing behind them
+        for method in _UNSERVED:
+            lowlevel._request_handlers.pop(method, None)
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         try:
@@ -122,6 +126,12 @@ class _Server(MCPServer):
             )
             raise McpToolError(f"invalid arguments for {name}: {problems}") from None
 
+
+_UNSERVED = (
+    "prompts/list", "prompts/get", "resources/list", "resources/templates/list", "resources/read",
+    "resources/subscribe", "resources/unsubscribe",
+)  # fmt: skip
+"""Methods MCPServer answers with empty lists; this server publishes no prompts or resources."""
 
 _PROGRESS_EVENTS = (ToolCallStarted, TurnFinished)
 """What progress reports are made of: not text deltas, so runs make plain provider requests."""
