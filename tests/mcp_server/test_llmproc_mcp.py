@@ -97,6 +97,27 @@ def test_catalog_collisions_name_both_files(tmp_path: Path):
         Catalog.load(tmp_path)
 
 
+async def test_long_program_names_leave_room_for_a_hosts_prefix(tmp_path: Path):
+    """Gemini CLI cut and mangled names past 64 with its prefix, then asked for approval again."""
+    deep = tmp_path / "research" / "department_of_very_long_names"
+    deep.mkdir(parents=True)
+    (deep / "quarterly_summary_writer.toml").write_text(SCRIPTED)
+    (deep / "quarterly_summary_writer_v2.toml").write_text(SCRIPTED)
+    (tmp_path / "short.toml").write_text(SCRIPTED)
+    names = sorted(Catalog.load(tmp_path).programs)
+    assert names == sorted(Catalog.load(tmp_path).programs)  # the same on every start
+    long_names = [n for n in names if n != "short"]
+    assert len(set(long_names)) == 2
+    for name in long_names:
+        tool = f"run_{name}"
+        assert len(tool) <= 44 and len("mcp__llmproc__" + tool) <= 64
+        assert re.fullmatch(r"run_research_department_of_very_long_[0-9a-f]{6}", tool), tool
+    async with Client(stdio(tmp_path)) as client:
+        published = {t.name for t in (await client.list_tools()).tools}
+        assert {f"run_{n}" for n in names} <= published
+        assert text(await client.call_tool(f"run_{long_names[0]}", {"message": "fits"})) == "fits"
+
+
 def test_catalog_uses_a_linked_programs_description(tmp_path: Path):
     (tmp_path / "expert.toml").write_text(SCRIPTED)
     (tmp_path / "main.toml").write_text(

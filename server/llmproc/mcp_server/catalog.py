@@ -7,6 +7,7 @@ start-up error that names both.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -20,6 +21,12 @@ log = logging.getLogger("llmproc.mcp_server")
 
 TOOL_PREFIX = "run_"
 NAME_LIMIT = 64
+"""The longest tool name MCP hosts accept."""
+HOST_PREFIX_ROOM = 20
+"""Hosts prefix tool names with the server's name (`mcp__llmproc__`, `mcp_llmproc_`): leave
+room for 20 characters of it, or the host cuts and mangles the name itself."""
+TOOL_NAME_LIMIT = NAME_LIMIT - HOST_PREFIX_ROOM
+_SUFFIX = 6
 
 
 @dataclass(frozen=True)
@@ -40,9 +47,17 @@ class CatalogError(LLMProcError):
 
 
 def program_name(root: Path, path: Path) -> str:
-    """`sub/dir/x.toml` -> `sub_dir_x`: characters outside [A-Za-z0-9_-] become '_'."""
+    """`sub/dir/x.toml` -> `sub_dir_x`: characters outside [A-Za-z0-9_-] become '_'.
+
+    A name too long for TOOL_NAME_LIMIT keeps its start and ends in a short hash of the whole
+    path, so it stays the same across restarts and two long paths rarely meet."""
     relative = path.relative_to(root).with_suffix("").as_posix()
-    return re.sub(r"[^A-Za-z0-9_-]", "_", relative)[: NAME_LIMIT - len(TOOL_PREFIX)]
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", relative)
+    room = TOOL_NAME_LIMIT - len(TOOL_PREFIX)
+    if len(name) <= room:
+        return name
+    digest = hashlib.sha256(relative.encode("utf-8", "surrogateescape")).hexdigest()[:_SUFFIX]
+    return f"{name[: room - _SUFFIX - 1].rstrip('_-')}_{digest}"
 
 
 def program_files(root: Path) -> list[Path]:
