@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -320,6 +321,59 @@ def http_server(programs: Path) -> Iterator[str]:
 @pytest.fixture
 def sse_server(programs: Path) -> Iterator[str]:
     yield from serve_llmproc(programs, "sse")
+
+
+def _send(server: subprocess.Popen, message: dict[str, Any]) -> None:
+    assert server.stdin is not None
+    server.stdin.write((json.dumps(message) + "\n").encode())
+    server.stdin.flush()
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_a_signal_stops_a_stdio_server_while_stdin_is_open(programs: Path, tmp_path: Path, signal_name: str):
+    """Claude Code stops its servers with SIGINT, then SIGTERM: a server that waited for stdin to
+    close was still running 10 s later. The run in flight is cancelled, its MCP server stopped,
+    and the state database closed, with the finished turn kept."""
+    import signal
+    import time
+
+    from server_thread import descendants
+
+    state = tmp_path / "state.db"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "llmproc.cli.mcp", "--programs", str(programs), "--state", str(state)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        hello = {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "h", "version": "0"},
+        }
+        _send(server, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello})
+        assert server.stdout is not None and b'"id":1' in server.stdout.readline()
+        _send(server, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        call = {"jsonrpc": "2.0", "method": "tools/call"}
+        _send(server, {**call, "id": 2, "params": {"name": "run_echo", "arguments": {"message": "kept"}}})
+        assert b'"id":2' in server.stdout.readline()
+        _send(server, {**call, "id": 3, "params": {"name": "run_sleeper", "arguments": {"message": "go"}}})
+        deadline = time.monotonic() + 60
+        while not (children := descendants(server.pid)) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the sleeper's MCP server has started: the run is in flight
+        assert children, "the run never started its MCP server"
+        started = time.monotonic()
+        server.send_signal(getattr(signal, signal_name))
+        code = server.wait(60)
+        took = time.monotonic() - started
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.communicate()  # reaps it and closes its pipes
+    assert code == 128 + getattr(signal, signal_name)
+    print(f"{signal_name} to exit: {took:.2f} s")
+    assert not any(Path(f"/proc/{pid}").exists() for pid in children)  # no MCP server left behind
+    with sqlite3.connect(state) as db:  # closed cleanly: it opens, with the finished turn only
+        assert sorted(db.execute("SELECT turns, length FROM processes").fetchall()) == [(0, 0), (1, 2)]
 
 
 async def test_http_sessions_own_their_processes(http_server: str):

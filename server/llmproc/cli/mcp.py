@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hmac
 import ipaddress
 import json
 import logging
 import os
+import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -396,9 +398,34 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(handlers=[stderr], level=args.log_level)
     logging.getLogger("llmproc").setLevel(min(logging.INFO, logging.getLevelName(args.log_level)))
     try:
-        return asyncio.run(serve(args))
+        return asyncio.run(_until_stopped(serve(args)))
     except KeyboardInterrupt:
         return 130
+
+
+async def _until_stopped(serving: Coroutine[Any, Any, int]) -> int:
+    """Run the server until SIGINT or SIGTERM (how hosts stop servers: Claude Code sends SIGINT,
+    then SIGTERM): runs are cancelled, processes and their MCP servers closed, the state
+    database closed. A second signal during that ends the process at once."""
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    assert task is not None
+    stopping: list[int] = []
+
+    def stop(number: int) -> None:
+        if stopping:
+            os._exit(128 + number)
+        stopping.append(number)
+        task.cancel()
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on this platform
+            loop.add_signal_handler(number, stop, number)
+    try:
+        return await serving
+    except asyncio.CancelledError:
+        if not stopping:
+            raise
+        return 128 + stopping[0]
 
 
 if __name__ == "__main__":

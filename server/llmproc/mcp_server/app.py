@@ -36,6 +36,7 @@ from ..tools.mcp import DEPTH_HEADER, composition_depth, request_depth
 from . import client_log
 from .catalog import Catalog, CatalogError, PublishedProgram
 from .handles import Handle, Owner, ProcessTable
+from .stdio import StdinLines, claimed_stdin
 
 log = logging.getLogger("llmproc.mcp_server")
 
@@ -113,6 +114,15 @@ class _Server(MCPServer):
         # handlers, which hosts (Gemini CLI) otherwise warn about, finding nothing behind them
         for method in _UNSERVED:
             lowlevel._request_handlers.pop(method, None)
+
+    async def run_stdio_async(self) -> None:
+        """Serve over stdio with an input that stopping never waits for (see stdio.py)."""
+        from mcp.server.stdio import stdio_server
+
+        with claimed_stdin() as wire:
+            async with stdio_server(stdin=StdinLines(wire)) as (read_stream, write_stream):  # type: ignore[arg-type]
+                lowlevel = self._lowlevel_server
+                await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         try:
@@ -668,9 +678,11 @@ class LLMProcServer:
         self._legacy_sessions.pop(owner, None)  # and the session object kept for list_changed
 
     async def aclose(self) -> None:
-        """Close every process (and so the MCP servers they use)."""
-        for handle in list(self.table._handles.values()):
-            await self.table.remove(handle)
+        """Close every process (and so the MCP servers they use), all at once: each MCP server
+        may take its grace period to stop, and a stopping server should not add them up."""
+        async with anyio.create_task_group() as closing:
+            for handle in list(self.table._handles.values()):
+                closing.start_soon(self.table.remove, handle)
 
 
 def _now() -> float:
