@@ -5,6 +5,10 @@
 
 startup     start to the first tools/list over stdio: llmproc-mcp with 50 programs against a
             bare MCPServer with one tool (goal: ratio <= 1.2)
+first       start to the initialize answer and to tools/list, then the first reply of a program
+            on the Anthropic route (fake provider, 0 ms latency) at once and BENCH_HOST_PAUSE
+            seconds later (default 2: a host's model choosing the tool), against a second, warm
+            call in the same server (goal: after the pause, the first call costs what the second does)
 call        one run_<name> call of a scripted program against a bare echo tool call, over one
             stdio connection (goal: overhead under 1 ms)
 concurrent  200 concurrent run_<name> calls over Streamable HTTP against the fake provider with
@@ -103,6 +107,45 @@ async def startup(repeats: int = 7) -> None:
           f"{mine * 1000:7.1f} ms   ratio {mine / base:.2f}")  # fmt: skip
 
 
+async def first_reply_once(
+    programs: Path, env: dict[str, str], pause: float
+) -> tuple[float, float, float, float]:
+    """Seconds from start to the handshake and to tools/list; then, `pause` seconds later (a
+    host's model choosing the tool), the first call, and a second one."""
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "llmproc.cli.mcp", "--programs", str(programs), "--reload-interval", "0"],
+        env=env,
+    )
+    started = time.perf_counter()
+    async with Client(server, mode="legacy") as client:
+        handshake = time.perf_counter() - started
+        await client.list_tools()
+        listed = time.perf_counter() - started
+        await asyncio.sleep(pause)
+        called = time.perf_counter()
+        await client.call_tool("run_claude", {"message": "first"})
+        first = time.perf_counter() - called
+        again = time.perf_counter()
+        await client.call_tool("run_claude", {"message": "second"})
+        second = time.perf_counter() - again
+    return handshake, listed, first, second
+
+
+async def first(repeats: int = 5) -> None:
+    programs = Path(tempfile.mkdtemp(prefix="llmproc-bench-"))
+    (programs / "claude.toml").write_text('[model]\nname = "claude-haiku-4-5"\nprovider = "anthropic"\n')
+    os.environ.setdefault("BENCH_LATENCY", "0")
+    with fake_provider() as fake_url:
+        env = {**os.environ, "ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": fake_url}
+        for pause in (0.0, float(os.environ.get("BENCH_HOST_PAUSE", "2"))):
+            runs = [await first_reply_once(programs, env, pause) for _ in range(repeats)]
+            handshake, listed, first_call, second = (statistics.median(c) for c in zip(*runs, strict=True))
+            print(f"start to initialize {handshake * 1000:7.1f} ms   to tools/list {listed * 1000:7.1f} ms   "
+                  f"first call {pause:g} s later {first_call * 1000:7.1f} ms   "
+                  f"second {second * 1000:6.1f} ms   ratio {first_call / second:.2f}")  # fmt: skip
+
+
 async def per_call(client: Client, name: str, arguments: dict[str, str], calls: int) -> float:
     await client.call_tool(name, arguments)  # warm up
     started = time.perf_counter()
@@ -176,8 +219,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("which", nargs="*", help="startup, call and/or concurrent (default: all)")
-    benchmarks = {"startup": startup, "call": call, "concurrent": concurrent}
+    parser.add_argument("which", nargs="*", help="startup, first, call and/or concurrent (default: all)")
+    benchmarks = {"startup": startup, "first": first, "call": call, "concurrent": concurrent}
     chosen = parser.parse_args().which or list(benchmarks)
     unknown = [name for name in chosen if name not in benchmarks]
     if unknown:

@@ -247,6 +247,7 @@ async def serve(args: argparse.Namespace, *, started: Callable[[Any], None] | No
     try:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(server.evict_forever)
+            tasks.start_soon(_warm_up, server)
             if args.reload_interval > 0:
                 tasks.start_soon(_watch, server, args.reload_interval)
             if args.transport == "stdio":
@@ -305,6 +306,20 @@ def _transport_security(args: argparse.Namespace) -> Any:
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
     )
+
+
+async def _warm_up(server: Any) -> None:
+    """Import the provider SDKs of the published programs once the server serves: the handshake
+    is not kept waiting for them, and the first call does not pay for them (hosts that time a
+    first tool call, or give up on a slow one, see the cost of the second)."""
+    from ..providers import warm_up
+
+    await asyncio.sleep(0.05)  # let the transport start and answer the handshake first
+    providers = {published.program.provider for published in server.catalog.programs.values()}
+    try:
+        await asyncio.to_thread(warm_up, providers)
+    except Exception as err:  # a broken SDK install shows on the first call, with its reason
+        logging.getLogger("llmproc.mcp_server").debug("warming up %s failed: %s", providers, err)
 
 
 async def _watch(server: Any, interval: float) -> None:

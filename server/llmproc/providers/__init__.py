@@ -4,6 +4,7 @@ and each imports its SDK lazily, so loading programs stays fast."""
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,14 @@ def supported_parameters(model: ModelConfig) -> tuple[frozenset[str], str]:
         parameters, where = route(model)
         return parameters, where
     return module.PARAMETERS, f"provider '{model.provider}'"
+
+
+def warm_up(providers: Iterable[str]) -> None:
+    """Import what the first request of each of these providers needs. Slow (the Anthropic SDK
+    alone takes a second or more): the MCP server does it in a thread once it serves."""
+    for provider in sorted(set(providers)):
+        for name in getattr(_module(provider), "WARM_UP", ()):
+            importlib.import_module(name)
 
 
 def create_provider(program: LLMProgram, kernel: Kernel) -> Provider:
