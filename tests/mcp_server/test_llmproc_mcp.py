@@ -376,6 +376,28 @@ def test_a_signal_stops_a_stdio_server_while_stdin_is_open(programs: Path, tmp_p
         assert sorted(db.execute("SELECT turns, length FROM processes").fetchall()) == [(0, 0), (1, 2)]
 
 
+def test_provider_sdks_are_loaded_once_the_server_serves_before_any_call(tmp_path: Path):
+    """The first call paid for importing the provider's SDK (1.8 s for Anthropic's): hosts that
+    time a first tool call, or give up on a slow one, saw it."""
+    (tmp_path / "claude.toml").write_text('[model]\nname = "claude-haiku-4-5"\nprovider = "anthropic"\n')
+    server = subprocess.Popen(
+        [sys.executable, "-m", "llmproc.cli.mcp", "--programs", str(tmp_path), "--log-level", "INFO"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        client = {"name": "host", "version": "0"}
+        hello = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": client}
+        _send(server, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello})
+        assert server.stdout is not None and b'"id":1' in server.stdout.readline()  # answered first
+        assert server.stderr is not None
+        lines = iter(server.stderr.readline, b"")  # ends with the server, never a wall-clock deadline
+        ready = next((line for line in lines if b"provider SDKs loaded" in line), b"")
+        assert re.search(rb"provider SDKs loaded in [\d.]+ s: anthropic$", ready.strip()), ready
+    finally:
+        server.kill()
+        server.communicate()
+
+
 async def test_http_sessions_own_their_processes(http_server: str):
     async with Client(http_server, mode="legacy") as alice, Client(http_server, mode="legacy") as bob:
         first = await alice.call_tool("run_team_counter", {"message": "c"})

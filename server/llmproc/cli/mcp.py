@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -316,10 +317,14 @@ async def _warm_up(server: Any) -> None:
 
     await asyncio.sleep(0.05)  # let the transport start and answer the handshake first
     providers = {published.program.provider for published in server.catalog.programs.values()}
+    log, started = logging.getLogger("llmproc.mcp_server"), time.perf_counter()
     try:
         await asyncio.to_thread(warm_up, providers)
     except Exception as err:  # a broken SDK install shows on the first call, with its reason
-        logging.getLogger("llmproc.mcp_server").debug("warming up %s failed: %s", providers, err)
+        log.debug("warming up %s failed: %s", providers, err)
+        return
+    took = time.perf_counter() - started
+    log.info("provider SDKs loaded in %.2f s: %s", took, ", ".join(sorted(providers)) or "none")
 
 
 async def _watch(server: Any, interval: float) -> None:
