@@ -9,6 +9,8 @@ first       start to the initialize answer and to tools/list, then the first rep
             on the Anthropic route (fake provider, 0 ms latency) at once and BENCH_HOST_PAUSE
             seconds later (default 2: a host's model choosing the tool), against a second, warm
             call in the same server (goal: after the pause, the first call costs what the second does)
+reload      the longest the event loop is held while 1,001 programs are reloaded (one edited so
+            that its tool changes), against the longest it is held while idle (goal: under 50 ms)
 call        one run_<name> call of a scripted program against a bare echo tool call, over one
             stdio connection (goal: overhead under 1 ms)
 concurrent  200 concurrent run_<name> calls over Streamable HTTP against the fake provider with
@@ -31,6 +33,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
@@ -146,6 +149,42 @@ async def first(repeats: int = 5) -> None:
                   f"second {second * 1000:6.1f} ms   ratio {first_call / second:.2f}")  # fmt: skip
 
 
+async def longest_stall(work: Any) -> float:
+    """The longest gap between 5 ms ticks of the event loop while `work` runs."""
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last - 0.005)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0.05)
+    await work()
+    ticker.cancel()
+    return max(gaps)
+
+
+async def reload(count: int = 1001) -> None:
+    import gc
+
+    from llmproc.mcp_server.app import LLMProcServer
+    from llmproc.mcp_server.catalog import Catalog
+
+    programs = programs_dir(count)
+    server = LLMProcServer(Catalog.load(programs))
+    gc.freeze()  # as llmproc-mcp does once it has started
+    idle = await longest_stall(lambda: asyncio.sleep(1.0))
+    edited = programs / "program_00.toml"
+    edited.write_text(edited.read_text() + '[server]\ndescription = "Edited."\n')
+    busy = await longest_stall(server.reload)
+    print(f"reload of {count} programs   loop held at most {busy * 1000:6.1f} ms   "
+          f"(idle: {idle * 1000:.1f} ms)")  # fmt: skip
+
+
 async def per_call(client: Client, name: str, arguments: dict[str, str], calls: int) -> float:
     await client.call_tool(name, arguments)  # warm up
     started = time.perf_counter()
@@ -219,8 +258,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("which", nargs="*", help="startup, first, call and/or concurrent (default: all)")
-    benchmarks = {"startup": startup, "first": first, "call": call, "concurrent": concurrent}
+    parser.add_argument(
+        "which", nargs="*", help="startup, first, reload, call and/or concurrent (default: all)"
+    )
+    benchmarks = {
+        "startup": startup,
+        "first": first,
+        "reload": reload,
+        "call": call,
+        "concurrent": concurrent,
+    }
     chosen = parser.parse_args().which or list(benchmarks)
     unknown = [name for name in chosen if name not in benchmarks]
     if unknown:

@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 import httpx2
 import pytest
-from mcp import Client
+from mcp import Client, MCPError
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
@@ -248,3 +248,30 @@ async def test_a_second_server_on_the_same_state_file_is_refused_naming_the_hold
         assert text(await client.call_tool("run_counter", {"message": "b"})) == "two"
     async with Client(stdio(programs, "--state", str(state))) as client:  # free again once it stopped
         assert text(await client.call_tool("run_counter", {"message": "c"})) == "three"
+
+
+async def test_a_thousand_programs_are_listed_a_page_at_a_time(tmp_path: Path):
+    """1,001 programs made tools/list 1.7 MB: the SDK's own client failed on its 1 MB event
+    limit, for call_tool too (it lists the tools to check results)."""
+    for n in range(1001):
+        (tmp_path / f"program_{n:04d}.toml").write_text(
+            SCRIPTED + f'[prompt]\nsystem_prompt = "Program {n} answers questions about topic {n}."\n'
+        )
+    with ServerThread(tmp_path, "--reload-interval", "0") as server:
+        async with Client(server.url, mode="legacy") as client:
+            names, cursor, pages = [], None, 0
+            while True:
+                page = await client.list_tools(cursor=cursor)
+                names += [tool.name for tool in page.tools]
+                pages, cursor = pages + 1, page.next_cursor
+                if cursor is None:
+                    break
+            assert pages == 11 and len(names) == len(set(names)) == 1005
+            assert {"run_program_0000", "run_program_1000", "spawn", "list_processes"} <= set(names)
+            reply = await client.call_tool("run_program_1000", {"message": "the last one"})
+            assert text(reply) == "the last one"
+            with pytest.raises(MCPError, match="invalid or expired cursor"):
+                await client.list_tools(cursor="bm90IGEgdG9vbA==")  # "not a tool"
+        async with Client(server.url, mode="2026-07-28") as modern:
+            first = await modern.list_tools()
+            assert len(first.tools) == 100 and first.next_cursor

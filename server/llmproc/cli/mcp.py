@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import hmac
 import ipaddress
 import json
@@ -243,6 +244,7 @@ async def serve(args: argparse.Namespace, *, started: Callable[[Any], None] | No
     server = LLMProcServer(
         catalog, transport=args.transport, table=table, max_depth=args.max_depth, store=store
     )
+    gc.freeze()  # what start-up built lives as long as the server: later collections skip it
     if started is not None:
         started(server)
     try:

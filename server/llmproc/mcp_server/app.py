@@ -7,6 +7,8 @@ so the names they use are imported at module level.)
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import difflib
 import logging
@@ -21,8 +23,18 @@ from mcp.server import MCPServer, NotificationOptions
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError as McpToolError
 from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ToolsListChanged
-from mcp_types import CallToolResult, CreateMessageRequest, InputRequiredResult, TextContent, ToolAnnotations
+from mcp_types import (
+    INVALID_PARAMS,
+    CallToolResult,
+    CreateMessageRequest,
+    InputRequiredResult,
+    ListToolsResult,
+    PaginatedRequestParams,
+    TextContent,
+    ToolAnnotations,
+)
 from pydantic import BaseModel, Field, ValidationError
 
 from .. import __version__
@@ -114,6 +126,26 @@ class _Server(MCPServer):
         # handlers, which hosts (Gemini CLI) otherwise warn about, finding nothing behind them
         for method in _UNSERVED:
             lowlevel._request_handlers.pop(method, None)
+        lowlevel.add_request_handler("tools/list", PaginatedRequestParams, self._list_tools_page)
+
+    async def _list_tools_page(self, ctx: Any, params: PaginatedRequestParams | None) -> ListToolsResult:
+        """tools/list a page at a time: with a thousand programs the whole list is 1.7 MB, past
+        the 1 MB event limit of the SDK's own client. The cursor names the last tool of the
+        previous page, so a page is never skipped or repeated while others stay put."""
+        tools = await self.list_tools()
+        start = 0
+        if params is not None and params.cursor:
+            names = [tool.name for tool in tools]
+            try:
+                start = names.index(base64.urlsafe_b64decode(params.cursor.encode()).decode()) + 1
+            except (ValueError, UnicodeDecodeError, binascii.Error):
+                raise MCPError(
+                    INVALID_PARAMS, "invalid or expired cursor; list the tools again from the start"
+                ) from None
+        page = tools[start : start + TOOLS_PAGE]
+        more = start + TOOLS_PAGE < len(tools)
+        cursor = base64.urlsafe_b64encode(page[-1].name.encode()).decode() if more else None
+        return ListToolsResult(tools=page, next_cursor=cursor)
 
     async def run_stdio_async(self) -> None:
         """Serve over stdio with an input that stopping never waits for (see stdio.py)."""
@@ -142,6 +174,9 @@ _UNSERVED = (
     "resources/subscribe", "resources/unsubscribe",
 )  # fmt: skip
 """Methods MCPServer answers with empty lists; this server publishes no prompts or resources."""
+
+TOOLS_PAGE = 100
+"""Tools in one tools/list page (about 130 KB of run tools)."""
 
 _PROGRESS_EVENTS = (ToolCallStarted, TurnFinished)
 """What progress reports are made of: not text deltas, so runs make plain provider requests."""
@@ -241,7 +276,8 @@ class LLMProcServer:
                 app.add_tool(
                     run, name=published.tool_name, description=published.description, annotations=_TALKS
                 )
-                template = app._tool_manager.get_tool(published.tool_name)
+                template = _lean(app._tool_manager.get_tool(published.tool_name))
+                app._tool_manager._tools[published.tool_name] = template
             else:
                 tool = template.model_copy(
                     update={"fn": run, "name": published.tool_name, "description": published.description}
@@ -262,11 +298,16 @@ class LLMProcServer:
         if unchanged:
             self.catalog = catalog
             return False
+        before = set(self.catalog.programs)
         for published in self.catalog.programs.values():
             self.mcp.remove_tool(published.tool_name)
         self.catalog = catalog
         self._publish_programs(self.mcp)
-        log.info("programs reloaded: %s", ", ".join(sorted(catalog.programs)) or "none")
+        added, removed = sorted(set(catalog.programs) - before), sorted(before - set(catalog.programs))
+        log.info(
+            "programs reloaded: %d published%s%s", len(catalog.programs),
+            f"; added {_few(added)}" if added else "", f"; removed {_few(removed)}" if removed else "",
+        )  # fmt: skip
         await self._bus.publish(ToolsListChanged())
         for caller, session in list(self._legacy_sessions.items()):
             try:
@@ -683,6 +724,29 @@ class LLMProcServer:
         async with anyio.create_task_group() as closing:
             for handle in list(self.table._handles.values()):
                 closing.start_soon(self.table.remove, handle)
+
+
+def _lean(tool: Any) -> Any:
+    """The run tool without the generated `title` of every schema property: a thousand programs
+    send a thousand copies of it in tools/list, and hosts put them into their model's context."""
+    metadata = tool.fn_metadata.model_copy(
+        update={"output_schema": _untitled(tool.fn_metadata.output_schema)}
+    )
+    return tool.model_copy(update={"parameters": _untitled(tool.parameters), "fn_metadata": metadata})
+
+
+def _untitled(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: _untitled(v) for k, v in schema.items() if not (k == "title" and isinstance(v, str))}
+    if isinstance(schema, list):
+        return [_untitled(item) for item in schema]
+    return schema
+
+
+def _few(names: list[str], shown: int = 5) -> str:
+    """A few names for a log line, and how many more there are."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _now() -> float:

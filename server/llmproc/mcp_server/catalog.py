@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,6 +135,7 @@ class Catalog:
                     f"'{paths[name]}' and '{path}' would both be published as {TOOL_PREFIX}{name}; rename one"
                 )
             paths[name] = path
+            time.sleep(0)  # let the event loop run between programs when reloading in a thread
             try:
                 loaded[name] = LLMProgram.from_toml(path)
             except ProgramError as err:
