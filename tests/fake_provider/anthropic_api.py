@@ -44,7 +44,14 @@ _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 _BLOCK_TYPES = {
     "user": {"text", "image", "document", "tool_result"},
     "assistant": {"text", "thinking", "redacted_thinking", "tool_use"},
+    "system": {"text", "tool_addition", "tool_removal"},
 }
+"""Content blocks each role may hold. `system` messages (per-turn instructions, tools added
+or removed mid-conversation) exist only with the beta that brings them (SYSTEM_MESSAGES_BETA),
+which Claude Code sends; they take no part in the user / assistant turn order."""
+SYSTEM_MESSAGES_BETA = "per-turn-control-2026-07-01"
+TOOL_SEARCH_BETA = "advanced-tool-use-2025-11-20"
+"""Deferred tools, loaded by `tool_reference` blocks in a tool result (Claude Code's ToolSearch)."""
 
 
 def matches(path: str) -> bool:
@@ -65,8 +72,11 @@ def _authorized(fake: FakeProviderServer, headers: dict[str, str], path: str) ->
     return fake.api_key in (bearer, headers.get("x-api-key"))
 
 
-def validate(fake: FakeProviderServer, body: Any, path: str) -> str | None:
-    """The first problem the real API would report for this request body, or None."""
+def validate(
+    fake: FakeProviderServer, body: Any, path: str, betas: frozenset[str] = frozenset()
+) -> str | None:
+    """The first problem the real API would report for this request body, or None; `betas`
+    are the request's anthropic-beta features."""
     if not isinstance(body, dict):
         return "request body must be a JSON object"
     vertex = path.endswith(("rawPredict", "streamRawPredict"))
@@ -82,8 +92,11 @@ def validate(fake: FakeProviderServer, body: Any, path: str) -> str | None:
         return "messages: at least one message is required"
     if messages[0].get("role") != "user":
         return "messages: first message must use the user role"
+    if SYSTEM_MESSAGES_BETA not in betas and any(m.get("role") == "system" for m in messages):
+        index = next(i for i, m in enumerate(messages) if m.get("role") == "system")
+        return f"messages.{index}.role: must be user or assistant"
     breakpoints = 0
-    thinking_on = (body.get("thinking") or {}).get("type") in ("enabled", "adaptive")
+    thinking_type = (body.get("thinking") or {}).get("type")
     pending_tool_ids: set[str] = set()
     for index, message in enumerate(messages):
         role = message.get("role")
@@ -93,6 +106,12 @@ def validate(fake: FakeProviderServer, body: Any, path: str) -> str | None:
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
         if not isinstance(blocks, list) or not blocks:
             return f"messages.{index}.content: must be a non-empty string or list"
+        if role == "system":
+            for j, block in enumerate(blocks):
+                kind = block.get("type")
+                if kind not in _BLOCK_TYPES["system"]:
+                    return f"messages.{index}.content.{j}.type: '{kind}' is not allowed in a system message"
+            continue
         if role == "user":
             results = {b.get("tool_use_id") for b in blocks if b.get("type") == "tool_result"}
             if pending_tool_ids and pending_tool_ids != results:
@@ -114,13 +133,22 @@ def validate(fake: FakeProviderServer, body: Any, path: str) -> str | None:
                 pending_tool_ids.add(block.get("id"))
             if kind == "tool_result" and not str(block.get("tool_use_id", "")).startswith("toolu_"):
                 return f"{where}.tool_use_id: unexpected id {block.get('tool_use_id')!r}"
+            if kind == "tool_result":
+                problem = _tool_result_problem(
+                    block, where, TOOL_SEARCH_BETA in betas, body.get("tools") or []
+                )
+                if problem:
+                    return problem
             if kind == "thinking":
                 signature = block.get("signature")
                 if fake.signatures.get(signature) != block.get("thinking"):
                     return f"{where}: Invalid `signature` in `thinking` block"
-        if role == "assistant" and thinking_on and index == len(messages) - 2:
-            has_tool_use = any(b.get("type") == "tool_use" for b in blocks)
-            if has_tool_use and blocks[0].get("type") not in ("thinking", "redacted_thinking"):
+        if role == "assistant" and thinking_type and message is _last_assistant(messages):
+            tool_ids = {b.get("id") for b in blocks if b.get("type") == "tool_use"}
+            # with "enabled" the model always thought; with "adaptive" only when it chose to,
+            # and then that thinking must come back too
+            thought = thinking_type == "enabled" or bool(tool_ids & fake.thought_tool_ids)
+            if tool_ids and thought and blocks[0].get("type") not in ("thinking", "redacted_thinking"):
                 return (
                     f"messages.{index}.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
                     f"`{blocks[0].get('type')}`. When `thinking` is enabled, a final `assistant` message "
@@ -128,7 +156,8 @@ def validate(fake: FakeProviderServer, body: Any, path: str) -> str | None:
                 )
     if pending_tool_ids:
         return "messages: the last assistant message has tool_use blocks without results"
-    if messages[-1].get("role") != "user":
+    turns = [m for m in messages if m.get("role") != "system"]
+    if turns[-1].get("role") != "user":
         return "messages: the final message must be a user message"
     system = body.get("system")
     if isinstance(system, list):
@@ -145,10 +174,38 @@ def validate(fake: FakeProviderServer, body: Any, path: str) -> str | None:
     return None
 
 
+_RESULT_BLOCKS = {"text", "image", "document", "search_result"}
+
+
+def _tool_result_problem(
+    block: dict[str, Any], where: str, tool_search: bool, tools: list[Any]
+) -> str | None:
+    """What the API refuses inside a tool_result: unknown block types, and (beta tool search) a
+    tool_reference to a tool the request does not declare."""
+    inner = block.get("content")
+    if not isinstance(inner, list):
+        return None
+    declared = {tool.get("name") for tool in tools}
+    for k, part in enumerate(inner):
+        kind = part.get("type")
+        if kind == "tool_reference" and tool_search:
+            if part.get("tool_name") not in declared:
+                return f"{where}.content.{k}: tool_reference names '{part.get('tool_name')}', not among tools"
+        elif kind not in _RESULT_BLOCKS:
+            return f"{where}.content.{k}.type: '{kind}' is not allowed in a tool_result"
+    return None
+
+
+def _last_assistant(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The assistant message right before the final user turn (system messages aside)."""
+    turns = [m for m in messages if m.get("role") != "system"]
+    return turns[-2] if len(turns) >= 2 and turns[-2].get("role") == "assistant" else None
+
+
 def view(body: dict[str, Any]) -> ConversationView:
     from .server import ConversationView
 
-    last = body["messages"][-1]
+    last = [m for m in body["messages"] if m.get("role") != "system"][-1]
     content = last.get("content")
     blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
     results = [b for b in blocks if b.get("type") == "tool_result"]
@@ -169,7 +226,8 @@ def handle(
         return _error(401, "authentication_error", "invalid x-api-key")
     if "anthropic-version" not in headers and not path.endswith("Predict"):
         return _error(400, "invalid_request_error", "anthropic-version: header is required")
-    problem = validate(fake, body, path)
+    betas = frozenset(b.strip() for b in headers.get("anthropic-beta", "").split(",") if b.strip())
+    problem = validate(fake, body, path, betas)
     if problem:
         return _error(400, "invalid_request_error", problem)
     item = fake.next_item(view(body), body)
@@ -177,7 +235,8 @@ def handle(
     model = body.get("model") or path.rsplit("/models/", 1)[-1].split(":")[0]
     if isinstance(item, Fault):
         return _fault(item)
-    message = build_message(fake, item, model)
+    omitted = (body.get("thinking") or {}).get("display") == "omitted"
+    message = build_message(fake, item, model, omit_thinking=omitted)
     if stream:
         return stream_response(message)
     from .server import JsonResponse
@@ -219,16 +278,23 @@ def build_message_from_text(text: str) -> Message:
     )
 
 
-def build_message(fake: FakeProviderServer, turn: Turn, model: str) -> Message:
+def build_message(
+    fake: FakeProviderServer, turn: Turn, model: str, *, omit_thinking: bool = False
+) -> Message:
+    """The reply; `omit_thinking` (thinking.display = "omitted") sends thinking blocks with
+    their signature but without their text, as the real API does."""
     content: list[Any] = []
     if turn.thinking is not None:
+        shown = "" if omit_thinking else turn.thinking
         signature = "sig_" + hashlib.sha256(f"{fake.next_id('')}{turn.thinking}".encode()).hexdigest()[:48]
-        fake.signatures[signature] = turn.thinking
-        content.append(ThinkingBlock(type="thinking", thinking=turn.thinking, signature=signature))
+        fake.signatures[signature] = shown
+        content.append(ThinkingBlock(type="thinking", thinking=shown, signature=signature))
     if turn.text:
         content.append(TextBlock(type="text", text=turn.text))
     for call in turn.tool_calls:
         call_id = call.id or fake.next_id("toolu_fake")
+        if turn.thinking is not None:
+            fake.thought_tool_ids.add(call_id)
         content.append(ToolUseBlock(type="tool_use", id=call_id, name=call.name, input=call.arguments))
     usage = turn.usage
     stop = turn.stop_reason or ("tool_use" if turn.tool_calls else "end_turn")

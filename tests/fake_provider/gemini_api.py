@@ -39,6 +39,11 @@ def _get(part: dict[str, Any], snake: str, camel: str) -> Any:
     return part.get(camel, part.get(snake))
 
 
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+"""The placeholder the real API accepts in place of a thought signature it did not issue (for
+histories from elsewhere): Gemini CLI sends it on function calls it replays."""
+
+
 def validate(fake: FakeProviderServer, body: Any) -> str | None:
     if not isinstance(body, dict):
         return "Invalid JSON payload received."
@@ -68,7 +73,7 @@ def validate(fake: FakeProviderServer, body: Any) -> str | None:
                 if role != "model":
                     return f"* contents[{index}].parts[{j}]: a function call must come from the model"
             signature = _get(part, "thought_signature", "thoughtSignature")
-            if signature is not None and signature not in fake.signatures:
+            if signature is not None and signature not in fake.signatures and signature != SKIP_SIGNATURE:
                 return f"* contents[{index}].parts[{j}].thought_signature: Corrupted thought signature."
     if pending:
         return "function call turn without function responses"

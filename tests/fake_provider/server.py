@@ -91,6 +91,7 @@ class FakeProviderServer:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.signatures: dict[str, str] = {}  # issued thinking signature -> thinking text
+        self.thought_tool_ids: set[str] = set()  # tool calls of replies that came with thinking
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.responder: Callable[[ConversationView, Any], Turn | Fault | None] | None = None

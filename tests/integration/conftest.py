@@ -74,3 +74,17 @@ def time_server() -> list[str]:
     found = str(script) if script.exists() else shutil.which("mcp-server-time")
     assert found, "mcp-server-time is missing: pip install -e '.[test]'"
     return [found]
+
+
+@pytest.fixture(scope="session")
+def claude_code(node: str) -> str:
+    """Claude Code's command line (`claude`), pinned in node/package.json."""
+    node_package_bin("@anthropic-ai/claude-code", "package.json")
+    return str(NODE_DIR / "node_modules" / ".bin" / "claude")
+
+
+@pytest.fixture(scope="session")
+def gemini_cli(node: str) -> str:
+    """Gemini CLI's command line (`gemini`), pinned in node/package.json."""
+    node_package_bin("@google/gemini-cli", "package.json")
+    return str(NODE_DIR / "node_modules" / ".bin" / "gemini")
