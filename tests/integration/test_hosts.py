@@ -4,6 +4,8 @@ run_<name>, reads the process_id from the result's text and continues that proce
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,3 +60,44 @@ def test_a_real_host_runs_a_program_and_continues_it_by_process_id(
     assert first_id, f"the model could not read a process_id from the first result: {first!r}"
     assert "one" in first and first_id in first  # the reply and its process, as the model saw them
     assert "two" in second and first_id in second  # the same process, continued by its id
+
+
+def readme_host_commands() -> list[str]:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    return [line for line in readme.splitlines() if line.startswith("claude mcp add ")]
+
+
+@pytest.mark.parametrize("command", readme_host_commands(), ids=["stdio", "http"])
+def test_the_readmes_claude_code_commands_add_a_server_that_connects(
+    command: str, programs: Path, tmp_path: Path, claude_code: str
+):
+    """`--env` is variadic: written before the server's name it took the name as a variable."""
+    home = tmp_path / "home"
+    (home / "work").mkdir(parents=True)
+    env = {
+        **os.environ, "HOME": str(home), "CLAUDE_CONFIG_DIR": str(home / ".claude"),
+        "LLMPROC_MCP_TOKEN": TOKEN, "PATH": str(Path(claude_code).parent) + os.pathsep + os.environ["PATH"],
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    }  # fmt: skip
+
+    def claude(line: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", "-c", line], env=env, cwd=home / "work", capture_output=True,
+                              text=True, timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
+
+    def add_and_get(line: str) -> str:
+        added = claude(line)
+        assert added.returncode == 0, added.stdout + added.stderr
+        shown = claude("claude mcp get llmproc")
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        return shown.stdout
+
+    line = command.replace("/path/to/programs", str(programs))
+    if "--transport http" not in line:
+        shown = add_and_get(line)
+        assert "Connected" in shown and f"Args: --programs {programs}" in shown, shown
+        assert "ANTHROPIC_API_KEY=sk-ant-..." in shown
+        return
+    for url in serve_llmproc(programs, "streamable-http", "--auth-token", TOKEN):
+        shown = add_and_get(line.replace("http://127.0.0.1:8000/mcp", url))
+        assert "Connected" in shown and url in shown, shown
