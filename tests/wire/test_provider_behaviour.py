@@ -267,3 +267,19 @@ async def test_a_snapshot_restores_every_provider_specific_part(harness, write_p
     await restored.run("And tomorrow?")
     sent_by_original, sent_by_restored = (r.body for r in harness.fake.requests[-2:])
     assert sent_by_restored == sent_by_original
+
+
+async def test_a_server_that_is_not_listening_is_named_as_such(harness, write_program):
+    """Through aiohttp the OpenAI SDK reported a refused connection as a 600 s timeout, and the
+    Gemini route printed an SSLContext object's repr."""
+    port = harness.fake.port
+    process = start(harness, write_program, retries=0)
+    harness.fake.stop()  # nothing listens on its port now: a local server not started
+    with pytest.raises(ProviderError) as caught:
+        await process.run("Hi")
+    message = str(caught.value)
+    assert message.startswith("could not reach the "), message
+    assert message.endswith(
+        f"cannot connect to 127.0.0.1:{port}: connection refused (is the server running?)"
+    )
+    assert caught.value.retryable and "object at 0x" not in message

@@ -22,7 +22,7 @@ from ..result import Usage
 from . import vertex
 from .base import ConversionCache, ProviderRequest, ProviderResponse
 from .retry import TextSink, request_with_retries
-from .sdk_errors import is_retryable_status, map_credentials_error, unreadable_reply
+from .sdk_errors import connection_failure, is_retryable_status, map_credentials_error, unreadable_reply
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -225,8 +225,9 @@ class GeminiProvider:
                 retryable=True,
             )
         if isinstance(err, (aiohttp.ClientError, httpx2.TransportError, ConnectionError)):
+            detail = connection_failure(err) or str(err) or type(err).__name__
             return ProviderError(
-                f"could not reach the Gemini API: {str(err) or type(err).__name__}",
+                f"could not reach the Gemini API: {detail}",
                 provider=self.name,
                 retryable=True,
             )

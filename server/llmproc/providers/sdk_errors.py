@@ -36,7 +36,14 @@ def retried_by_sdk(sdk: ModuleType, err: Exception) -> bool:
 def map_sdk_error(
     sdk: ModuleType, err: Exception, *, api: str, provider: str, timeout: float
 ) -> ProviderError | None:
-    """The ProviderError for an exception of `sdk`, or None if it is not one of the SDK's."""
+    """The ProviderError for an exception of `sdk`, or None if it is not one of the SDK's.
+
+    A timeout that wraps a refused connection is a connection failure: through aiohttp the SDKs
+    report a server that is not listening (a local model server not started, a wrong base_url)
+    as a timeout, which sent users looking at [model] timeout."""
+    refused = connection_failure(err)
+    if isinstance(err, sdk.APIConnectionError) and refused is not None:
+        return ProviderError(f"could not reach the {api}: {refused}", provider=provider, retryable=True)
     if isinstance(err, sdk.APITimeoutError):
         return ProviderError(
             f"{api} request timed out after {timeout:g}s (after retries); raise [model] timeout or try again",
@@ -66,6 +73,23 @@ def map_sdk_error(
     if isinstance(err, (sdk.APIError, json.JSONDecodeError)):  # a body the SDK could not read
         detail = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
         return unreadable_reply(api, detail, provider=provider)
+    return None
+
+
+def connection_failure(err: BaseException) -> str | None:
+    """What went wrong connecting, in words, if `err` (or what it wraps) is a failure to connect:
+    "cannot connect to 127.0.0.1:11434: Connect call failed", without aiohttp's object reprs."""
+    seen: BaseException | None = err
+    while seen is not None:
+        host, port, os_error = (getattr(seen, name, None) for name in ("host", "port", "os_error"))
+        if host is not None and isinstance(os_error, OSError):
+            reason = os_error.strerror or str(os_error) or type(os_error).__name__
+            if "Connect call failed" in str(os_error):
+                reason = "connection refused (is the server running?)"
+            return f"cannot connect to {host}:{port}: {reason}"
+        if isinstance(seen, OSError) and not isinstance(seen, TimeoutError) and seen.strerror:
+            return seen.strerror
+        seen = seen.__cause__ or seen.__context__
     return None
 
 
