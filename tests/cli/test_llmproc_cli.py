@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from fake_provider import Fault, Turn
 
@@ -13,7 +14,7 @@ SCRIPTED = '[model]\nname = "s"\nprovider = "scripted"\n[prompt]\nuser = "from t
 
 
 def llmproc(
-    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "llmproc.cli.run", *args],
@@ -22,6 +23,7 @@ def llmproc(
         text=True,
         timeout=60,
         env={**os.environ, **(env or {})},
+        cwd=cwd,
     )
 
 
@@ -166,3 +168,45 @@ def test_every_front_end_reports_the_installed_version():
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert (done.returncode, done.stdout) == (0, f"{name} {package.__version__}\n"), done.stderr
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_init_writes_starter_programs_that_run_from_any_directory(tmp_path):
+    """An installed package has no programs/ beside it: `llmproc programs/scripted.toml`,
+    `llmproc-demo` and `llmproc-mcp --programs programs` failed outside the repository."""
+    wrote = llmproc("init", cwd=tmp_path)
+    assert wrote.returncode == 0, wrote.stderr
+    assert wrote.stdout.startswith(f"wrote 4 programs to {tmp_path / 'programs'}: gemini.toml, minimal.toml")
+    assert 'llmproc programs/scripted.toml "Hello"' in wrote.stdout
+    for name in ("scripted", "minimal", "openai", "gemini"):  # the repository's own, unchanged
+        written = (tmp_path / "programs" / f"{name}.toml").read_text()
+        assert written == (ROOT / "programs" / f"{name}.toml").read_text()
+    reply = llmproc("programs/scripted.toml", "Hello", cwd=tmp_path)
+    assert reply.returncode == 0 and reply.stdout.startswith("Hello! I am a scripted model"), reply.stderr
+    again = llmproc("init", cwd=tmp_path)
+    assert again.returncode == 2
+    assert again.stderr.strip() == (
+        f"llmproc: error: {tmp_path / 'programs'} already has gemini.toml, minimal.toml, openai.toml, "
+        "scripted.toml; pass --force to overwrite"
+    )
+    (tmp_path / "programs" / "scripted.toml").write_text("edited")
+    assert llmproc("init", "--force", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "programs" / "scripted.toml").read_text().startswith("# Runs with no API key")
+    assert llmproc("init", "elsewhere/mine", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "elsewhere" / "mine" / "gemini.toml").exists()
+
+
+def test_the_wheel_carries_the_starter_programs(tmp_path):
+    import zipfile
+
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path), str(ROOT)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("llmproc-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {f"llmproc/starter/{n}.toml" for n in ("scripted", "minimal", "openai", "gemini")} <= names

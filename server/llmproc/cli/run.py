@@ -1,4 +1,5 @@
-"""`llmproc PROGRAM [PROMPT]`: run a program once and print the reply; `llmproc schema`.
+"""`llmproc PROGRAM [PROMPT]`: run a program once and print the reply; `llmproc schema`;
+`llmproc init [DIR]`: write starter programs.
 
 The prompt comes from the argument or -p, else from piped stdin, else from the
 program's [prompt] user. On a terminal the reply streams as it arrives. --save PATH
@@ -25,7 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llmproc",
         description="Run an llmproc program once and print the reply.",
-        epilog="`llmproc schema` prints the JSON Schema of program files.",
+        epilog="`llmproc init [DIR]` writes starter programs (default ./programs); "
+        "`llmproc schema` prints the JSON Schema of program files.",
     )
     add_version(parser)
     parser.add_argument("program", nargs="?", help="path to a program (.toml); optional with --resume")
@@ -134,10 +136,52 @@ def _schema(argv: list[str]) -> int:
     return 0
 
 
+STARTER_NEXT_STEPS = """\
+Try them:
+  llmproc {dir}/scripted.toml "Hello"   # no API key needed
+  llmproc-demo --programs {dir}   # pick one and chat
+  llmproc-mcp --programs {dir}   # publish them as tools to an MCP host
+The others need a key: ANTHROPIC_API_KEY (minimal), OPENAI_API_KEY (openai), GEMINI_API_KEY (gemini).
+"""
+
+
+def _init(argv: list[str]) -> int:
+    """`llmproc init [DIR] [--force]`: the starter programs shipped in the package, in DIR.
+
+    An installed package has no repository beside it: this is how a new user gets programs
+    that run at once (scripted, offline) and with a key (one per provider)."""
+    parser = argparse.ArgumentParser(
+        prog="llmproc init", description="Write starter programs: one that runs offline, one per provider."
+    )
+    parser.add_argument("directory", nargs="?", default="programs", help="where (default: ./programs)")
+    parser.add_argument("--force", action="store_true", help="overwrite files that are already there")
+    args = parser.parse_args(argv)
+    from importlib.resources import files
+
+    starter = sorted((p for p in files("llmproc").joinpath("starter").iterdir() if p.name.endswith(".toml")),
+                     key=lambda p: p.name)  # fmt: skip
+    target = os.path.abspath(args.directory)
+    present = [p.name for p in starter if os.path.exists(os.path.join(target, p.name))]
+    if present and not args.force:
+        return _fail(EXIT_USAGE, f"{target} already has {', '.join(present)}; pass --force to overwrite")
+    try:
+        os.makedirs(target, exist_ok=True)
+        for program in starter:
+            with open(os.path.join(target, program.name), "w", encoding="utf-8") as out:
+                out.write(program.read_text(encoding="utf-8"))
+    except OSError as err:
+        return _fail(EXIT_USAGE, f"can not write to {target}: {err.strerror}")
+    print(f"wrote {len(starter)} programs to {target}: {', '.join(p.name for p in starter)}")
+    print(STARTER_NEXT_STEPS.format(dir=os.path.relpath(target)), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["schema"] and not os.path.isfile("schema"):  # a program file named 'schema' still runs
         return _schema(argv[1:])
+    if argv[:1] == ["init"] and not os.path.isfile("init"):
+        return _init(argv[1:])
     args = _parser().parse_intermixed_args(argv)  # `llmproc p.toml --json "hi"` works too
     try:
         return asyncio.run(_run(args))
