@@ -154,13 +154,43 @@ def test_a_program_left_out_is_reported_once_on_stderr(programs: Path):
     )
 
 
+MISSING = (
+    "programs directory '{}' not found; give --programs the absolute path of a folder of .toml programs "
+    "(`llmproc init DIR` writes one)"
+)
+
+
 def test_missing_directory_is_one_line_and_exit_code_3(tmp_path: Path):
     done = subprocess.run(
         [sys.executable, "-m", "llmproc.cli.mcp", "--programs", str(tmp_path / "nope")],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert done.returncode == 3
-    assert done.stderr.strip() == f"llmproc-mcp: error: programs directory '{tmp_path / 'nope'}' not found"
+    assert done.stderr.strip() == "llmproc-mcp: error: " + MISSING.format(tmp_path / "nope")
+
+
+async def test_a_server_that_can_not_start_tells_the_host_why(tmp_path: Path):
+    """A host that saw the server exit showed only "Connection closed"; the reason was in a log."""
+    for mode in ("legacy", "auto"):
+        try:
+            async with Client(stdio(tmp_path / "nope"), mode=mode):
+                pass
+        except BaseException as err:  # the SDK's task group wraps it
+            found = _first(err, MCPError)
+        else:
+            raise AssertionError("the client connected to a server that can not start")
+        assert found is not None
+        assert found.error.message == "llmproc-mcp can not start: " + MISSING.format(tmp_path / "nope")
+
+
+def _first(err: BaseException, kind: type[Any]) -> Any:
+    """The first exception of `kind` in `err` or the groups inside it."""
+    if isinstance(err, kind):
+        return err
+    for inner in getattr(err, "exceptions", ()):
+        if (found := _first(inner, kind)) is not None:
+            return found
+    return None
 
 
 def test_a_port_in_use_or_out_of_range_is_one_line(programs: Path):
@@ -515,6 +545,20 @@ async def test_claude_desktop_config_starts_as_a_host_starts_it():
         assert {"run_scripted", "run_minimal", "run_openai", "run_gemini", "spawn", "reset"} <= names
         reply = await client.call_tool("run_scripted", {"message": "Hello"})
         assert not reply.is_error and "scripted model" in text(reply)
+        keyless = await client.call_tool("run_minimal", {"message": "Hello"})  # a key not filled in
+        assert (
+            keyless.is_error
+            and "needs an API key: set the environment variable ANTHROPIC_API_KEY" in text(keyless)
+        )
+    placeholder = {
+        **env,
+        "ANTHROPIC_API_KEY": "sk-ant-...",
+        "OPENAI_API_KEY": "your OpenAI key, for the openai",
+    }
+    async with Client(StdioServerParameters(command=command, args=args, env=placeholder)) as client:
+        for tool, name in (("run_minimal", "ANTHROPIC_API_KEY"), ("run_openai", "OPENAI_API_KEY")):
+            refused = await client.call_tool(tool, {"message": "Hello"})  # never sent as a key
+            assert refused.is_error and f"{name} holds a placeholder (" in text(refused), text(refused)
 
 
 def test_stdio_client_example_runs():

@@ -198,17 +198,15 @@ async def serve(args: argparse.Namespace, *, started: Callable[[Any], None] | No
 
     depth = composition_depth()
     if depth > args.max_depth:
-        print(
-            f"llmproc-mcp: error: this server is nested {depth} llmproc-mcp servers deep ({DEPTH_VARIABLE}), "
+        return await _cannot_start(
+            args,
+            f"this server is nested {depth} llmproc-mcp servers deep ({DEPTH_VARIABLE}), "
             f"more than --max-depth {args.max_depth}; does a program start the server that runs it?",
-            file=sys.stderr,
         )
-        return 3
     try:
         catalog = Catalog.load(args.programs)
     except CatalogError as err:
-        print(f"llmproc-mcp: error: {err}", file=sys.stderr)
-        return 3
+        return await _cannot_start(args, str(err))
     listener = None
     if args.transport != "stdio":
         refusal = _exposure_refusal(args)
@@ -231,10 +229,9 @@ async def serve(args: argparse.Namespace, *, started: Callable[[Any], None] | No
         try:
             store = SqliteStore(args.state)
         except StoreError as err:
-            print(f"llmproc-mcp: error: {err}", file=sys.stderr)
             if listener is not None:
                 listener.close()
-            return 3
+            return await _cannot_start(args, str(err))
     table = ProcessTable(
         max_per_caller=args.max_processes,
         idle_seconds=args.idle_timeout,
@@ -266,6 +263,52 @@ async def serve(args: argparse.Namespace, *, started: Callable[[Any], None] | No
         if store is not None:
             await store.close()
     return 0
+
+
+_ANSWER_GRACE_SECONDS = 5.0
+"""After answering a host with the start-up error, how long to wait for it to hang up."""
+
+
+async def _cannot_start(args: argparse.Namespace, reason: str) -> int:
+    """Say why the server can not start, on stderr and, over stdio, to the host itself.
+
+    A host that sees the server exit shows only "Connection closed" (Claude Desktop) or
+    "failed to connect": the reason is in a log file few users find. So over stdio every
+    request the host sends (initialize first) is answered with an error that carries the
+    reason, which hosts show; then the server exits."""
+    print(f"llmproc-mcp: error: {reason}", file=sys.stderr)
+    if args.transport == "stdio" and not sys.stdin.isatty():  # a person at a terminal read stderr
+        await asyncio.to_thread(_answer_with_error, f"llmproc-mcp can not start: {reason}")
+    return 3
+
+
+def _answer_with_error(message: str) -> None:
+    """Answer each JSON-RPC request on stdin with `message` until the host hangs up, or a few
+    seconds after the first answer (or without any request): a host that keeps the pipe open
+    must not keep us."""
+    import select
+
+    started, answered_at = time.monotonic(), None
+    buffered = b""
+    while time.monotonic() - (answered_at or started) < _ANSWER_GRACE_SECONDS * (1 if answered_at else 2):
+        ready, _, _ = select.select([sys.stdin], [], [], 0.2)
+        if not ready:
+            continue
+        chunk = os.read(sys.stdin.fileno(), 65536)
+        if not chunk:
+            return  # the host hung up
+        buffered += chunk
+        *lines, buffered = buffered.split(b"\n")
+        for line in lines:
+            try:
+                request = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(request, dict) and "id" in request and "method" in request:
+                reply = {"jsonrpc": "2.0", "id": request["id"], "error": {"code": -32603, "message": message}}
+                sys.stdout.write(json.dumps(reply) + "\n")
+                sys.stdout.flush()
+                answered_at = answered_at or time.monotonic()
 
 
 def _token(args: argparse.Namespace) -> str | None:

@@ -125,7 +125,10 @@ class Catalog:
 
     def _scan(self) -> None:
         if not self.root.is_dir():
-            raise CatalogError(f"programs directory '{self.root}' not found")
+            raise CatalogError(
+                f"programs directory '{self.root}' not found; give --programs the absolute path of a "
+                "folder of .toml programs (`llmproc init DIR` writes one)"
+            )
         paths: dict[str, Path] = {}
         loaded: dict[str, LLMProgram] = {}
         for path in program_files(self.root):

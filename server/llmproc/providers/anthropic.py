@@ -9,10 +9,9 @@ does not retry, are retried here when no text has been emitted yet.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
-from ..errors import MissingAPIKeyError, ProviderError
+from ..errors import ProviderError
 from ..messages import (
     ImageBlock,
     Message,
@@ -24,6 +23,7 @@ from ..messages import (
 from ..result import Usage
 from . import vertex
 from .base import ConversionCache, ProviderRequest, ProviderResponse
+from .credentials import api_key_from, missing_key
 from .retry import TextSink, request_with_retries
 from .sdk_errors import map_credentials_error, map_sdk_error, retried_by_sdk
 
@@ -70,14 +70,14 @@ class AnthropicProvider:
                 (*key, model.timeout, model.max_retries), lambda: self._new_vertex(token)
             )
         env_name = model.api_key_env or "ANTHROPIC_API_KEY"
-        api_key = os.environ.get(env_name)
-        auth_token = None if api_key or model.api_key_env else os.environ.get("ANTHROPIC_AUTH_TOKEN")
+        api_key = api_key_from([env_name], provider="anthropic")
+        auth_token = (
+            None
+            if api_key or model.api_key_env
+            else api_key_from(["ANTHROPIC_AUTH_TOKEN"], provider="anthropic")
+        )
         if not api_key and not auth_token:
-            raise MissingAPIKeyError(
-                f"provider 'anthropic' needs an API key: set the environment variable {env_name}"
-                + ("" if model.api_key_env else " (or name another one with [model] api_key_env)"),
-                provider=self.name,
-            )
+            raise missing_key([env_name], provider="anthropic", named_in_program=bool(model.api_key_env))
         key = ("anthropic", model.base_url, api_key, auth_token, model.timeout, model.max_retries)
         return self._kernel.shared_client(key, lambda: self._new_client(api_key, auth_token))
 

@@ -16,11 +16,12 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
-from ..errors import MissingAPIKeyError, ProviderError
+from ..errors import ProviderError
 from ..messages import ImageBlock, Message, TextBlock, ThinkingBlock, ToolCallBlock, ToolResultBlock
 from ..result import Usage
 from . import vertex
 from .base import ConversionCache, ProviderRequest, ProviderResponse
+from .credentials import api_key_from, missing_key
 from .retry import TextSink, request_with_retries
 from .sdk_errors import connection_failure, is_retryable_status, map_credentials_error, unreadable_reply
 
@@ -68,13 +69,9 @@ class GeminiProvider:
                 (*key, model.timeout, model.max_retries), lambda: self._new(None, token), _close
             )
         names = [model.api_key_env] if model.api_key_env else ["GEMINI_API_KEY", "GOOGLE_API_KEY"]
-        api_key = next((os.environ[n] for n in names if os.environ.get(n)), None)
+        api_key = api_key_from(names, provider="gemini")
         if not api_key:
-            raise MissingAPIKeyError(
-                f"provider 'gemini' needs an API key: set the environment variable {' or '.join(names)}"
-                + ("" if model.api_key_env else " (or name another one with [model] api_key_env)"),
-                provider=self.name,
-            )
+            raise missing_key(names, provider="gemini", named_in_program=bool(model.api_key_env))
         key = ("gemini", model.base_url, api_key, model.timeout, model.max_retries)
         return self._kernel.shared_client(key, lambda: self._new(api_key, None), _close)
 

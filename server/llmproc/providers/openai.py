@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import MissingAPIKeyError, ProviderError
+from ..errors import ProviderError
 from ..messages import (
     ImageBlock,
     Message,
@@ -29,6 +29,7 @@ from ..messages import (
 )
 from ..result import Usage
 from .base import ConversionCache, ProviderRequest, ProviderResponse
+from .credentials import api_key_from, missing_key
 from .retry import TextSink, request_with_retries
 from .sdk_errors import map_sdk_error, retried_by_sdk
 
@@ -97,14 +98,10 @@ class OpenAIProvider:
     def _client(self) -> Any:
         model = self._model
         env_name = model.api_key_env or "OPENAI_API_KEY"
-        api_key = os.environ.get(env_name)
+        api_key = api_key_from([env_name], provider="openai")
         if not api_key:
             if not self._base_url:
-                raise MissingAPIKeyError(
-                    f"provider 'openai' needs an API key: set the environment variable {env_name}"
-                    + ("" if model.api_key_env else " (or name another one with [model] api_key_env)"),
-                    provider=self.name,
-                )
+                raise missing_key([env_name], provider="openai", named_in_program=bool(model.api_key_env))
             api_key = "EMPTY"  # keyless compatible servers; the SDK refuses an empty key
         key = ("openai", self._base_url, api_key, model.timeout, model.max_retries)
         return self._kernel.shared_client(key, lambda: self._new_client(api_key))
