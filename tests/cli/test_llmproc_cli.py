@@ -100,7 +100,8 @@ def test_an_mcp_server_that_can_not_start_is_one_line_and_exit_code_4(write_prog
     assert done.returncode == 4
     assert done.stderr == (
         "llmproc: error: MCP server 'ghost' (command: no-such-mcp-server-binary) failed to start: "
-        "command not found: no-such-mcp-server-binary\n"
+        "command not found: no-such-mcp-server-binary; install it (its package, with pip or npm) or give "
+        "the program's [mcp] server command as a full path\n"
     )
     assert done.stdout == ""
 

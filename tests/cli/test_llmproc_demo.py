@@ -160,3 +160,39 @@ def test_a_program_that_does_not_load_exits_3(demo, programs):
     shown = term.expect(r"provider")
     assert term.wait() == 3
     assert "Traceback" not in term.text, shown
+
+
+def test_demo_without_demo_prompts_is_a_command_not_a_message(demo, fake, programs):
+    term = demo(str(programs / "claude.toml"))
+    term.expect(r"'demo' to play the program's\s+\[demo\] prompts")  # help names it
+    term.expect(r"you>")
+    term.line("demo")
+    term.expect(r"this program has no \[demo\] prompts")
+    term.expect(r"you>")
+    term.line("quit")
+    assert term.wait() == 0
+    assert fake.requests == []  # nothing was sent to the model
+
+
+def test_one_demo_prompt_is_counted_in_the_singular(demo, tmp_path):
+    (tmp_path / "single.toml").write_text(SCRIPTED.replace('prompts = ["one", "two"]', 'prompts = ["one"]'))
+    term = demo(str(tmp_path / "single.toml"))
+    term.expect(r"Type 'demo' to play its 1 demo prompt\.")
+    term.line("quit")
+    assert term.wait() == 0
+
+
+def test_errors_go_to_stderr_whole_when_it_is_not_a_terminal(tmp_path):
+    """rich wrapped them at 80 columns mid-sentence in a log or a pipe."""
+    import subprocess
+
+    long_name = tmp_path / ("a-directory-with-a-rather-long-name-" * 3)
+    done = subprocess.run(
+        [sys.executable, "-m", "llmproc.cli.demo", "--programs", str(long_name)],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        f"llmproc-demo: error: no programs directory '{long_name}'; pass a program or --programs DIR "
+        "(llmproc init writes one)\n"
+    )

@@ -28,7 +28,10 @@ if TYPE_CHECKING:
     from llmproc import LLMProcess, LLMProgram, RunEvent, RunResult
 
 EXIT_USAGE, EXIT_PROGRAM = 2, 3
-HELP = "Commands: 'exit' or 'quit' to leave, 'reset' to clear the conversation, 'help' for this line."
+HELP = (
+    "Commands: 'exit' or 'quit' to leave, 'reset' to clear the conversation, 'demo' to play the "
+    "program's [demo] prompts, 'help' for this line."
+)
 SHORT_RESULT = 120
 
 LineReader = Callable[[str], Awaitable[str]]
@@ -215,9 +218,12 @@ class Chat:
                 self.process.reset_state()
                 self.console.print("[dim]conversation cleared[/]")
             elif command == "help":
-                self.console.print(HELP, highlight=False)
-            elif command == "demo" and self.process.program.config.demo.prompts:
-                await self.play_demo_prompts()
+                self.console.print(HELP, highlight=False, markup=False)
+            elif command == "demo":  # never sent to the model, prompts or not
+                if self.process.program.config.demo.prompts:
+                    await self.play_demo_prompts()
+                else:
+                    self.console.print("[dim]this program has no \\[demo] prompts[/]")
             else:
                 await self.reply(line)
 
@@ -263,9 +269,10 @@ def _banner(program: LLMProgram, console: Console) -> None:
     if program.display_name != model:
         title.append(f"  {model}", "dim")
     console.print(title)
-    if program.config.demo.prompts:
-        console.print(f"[dim]Type 'demo' to play its {len(program.config.demo.prompts)} demo prompts.[/]")
-    console.print(f"[dim]{HELP}[/]", highlight=False)
+    count = len(program.config.demo.prompts)
+    if count:
+        console.print(f"[dim]Type 'demo' to play its {count} demo prompt{'s' if count != 1 else ''}.[/]")
+    console.print(HELP, style="dim", highlight=False, markup=False)
 
 
 async def _main(args: argparse.Namespace, console: Console) -> int:
@@ -277,13 +284,13 @@ async def _main(args: argparse.Namespace, console: Console) -> int:
     else:
         root = Path(args.program or args.programs)
         if not root.is_dir():
-            console.print(
-                f"llmproc-demo: error: no programs directory '{root}'; pass a program or --programs DIR"
+            _error(
+                f"no programs directory '{root}'; pass a program or --programs DIR (llmproc init writes one)"
             )
             return EXIT_USAGE
         programs = find_programs(root)
         if not programs:
-            console.print(f"llmproc-demo: error: no .toml programs under '{root}'")
+            _error(f"no .toml programs under '{root}'")
             return EXIT_USAGE
         chosen = await pick_program(programs, root, console, read_line)
         if chosen is None:
@@ -292,12 +299,18 @@ async def _main(args: argparse.Namespace, console: Console) -> int:
     try:
         program = LLMProgram.from_toml(path)
     except ProgramError as err:
-        console.print(f"llmproc-demo: error: {err}", markup=False, highlight=False)
+        _error(str(err))
         return EXIT_PROGRAM
     _banner(program, console)
     async with LLMProcess(program) as process:
         await Chat(process, console, read_line).loop()
     return 0
+
+
+def _error(message: str) -> None:
+    """Errors go to stderr as plain lines: rich would wrap them at 80 columns mid-sentence
+    when stderr is not a terminal (a log, a pipe, a test)."""
+    print(f"llmproc-demo: error: {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -111,7 +111,10 @@ def _reason(error: BaseException) -> str:
     leaves = [e for e in _leaves(error) if not isinstance(e, asyncio.CancelledError)] or [error]
     first = leaves[0]
     if isinstance(first, FileNotFoundError):
-        return f"command not found: {first.filename or first}"
+        return (
+            f"command not found: {first.filename or first}; install it (its package, with pip or "
+            "npm) or give the program's [mcp] server command as a full path"
+        )
     if isinstance(first, PermissionError):
         return f"command can not be run: {first.filename or first}"
     text = str(first).strip() or type(first).__name__
