@@ -21,18 +21,16 @@ def fake():
         yield server
 
 
-def claude(fake: FakeProviderServer) -> anthropic.Anthropic:
-    return anthropic.Anthropic(api_key=fake.api_key, base_url=fake.url, max_retries=0)
-
-
 BETAS = ["per-turn-control-2026-07-01", "advanced-tool-use-2025-11-20"]
 """Two of the betas Claude Code sends: system messages mid-conversation, and tool search."""
 
 
 def ask(fake: FakeProviderServer, beta: bool, **body: Any) -> Any:
-    client = claude(fake)
     request = {"model": "claude-opus-5-5", "max_tokens": 1000, **body}
-    return client.beta.messages.create(**request, betas=BETAS) if beta else client.messages.create(**request)
+    with anthropic.Anthropic(api_key=fake.api_key, base_url=fake.url, max_retries=0) as client:
+        return (
+            client.beta.messages.create(**request, betas=BETAS) if beta else client.messages.create(**request)
+        )
 
 
 def test_system_messages_mid_conversation_are_beta_only(fake):
