@@ -462,6 +462,8 @@ async def test_tool_aliases(write_program, anthropic_env):
 
 async def test_cancelling_a_run_cancels_its_children_and_keeps_the_history(linked, anthropic_env):
     import asyncio
+    import threading
+    import time
 
     fake = anthropic_env
     process = linked()
@@ -471,16 +473,21 @@ async def test_cancelling_a_run_cancels_its_children_and_keeps_the_history(linke
     fake.push(call("spawn", program_name="expert", prompt="slow question"))
     fake.latency = 0.0
 
+    child_asked = threading.Event()
+
     def slow_expert(view: Any, body: Any) -> Turn | None:
         if "You are the expert." in system_text(body):
-            fake.latency = 5.0  # the child's request hangs
+            child_asked.set()
+            time.sleep(5)  # the child's request hangs
             return Turn(text="too late")
         return None
 
     fake.responder = slow_expert
-    with pytest.raises(asyncio.TimeoutError):
-        await asyncio.wait_for(process.run("second"), timeout=1.0)
-    fake.latency = 0.0
+    run = asyncio.ensure_future(process.run("second"))
+    assert await asyncio.to_thread(child_asked.wait, 60)  # cancelled while the child waits
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
     assert process.messages == before
     fake.push(Turn(text="third answer"))
     assert (await process.run("third")).text == "third answer"
