@@ -57,9 +57,10 @@ def test_readme_quick_start_has_exactly_two_commands():
     block = re.search(r"```bash\n(.*?)```", quick_start, flags=re.DOTALL)
     assert block is not None
     commands = [line for line in block.group(1).splitlines() if line and not line.startswith("#")]
+    venv = "python3 -m venv .venv && . .venv/bin/activate && "
     assert commands == [
-        'pip install -e . && llmproc programs/scripted.toml "Hello"',
-        'pip install -e ".[test]" && pytest',
+        venv + 'pip install -e . && llmproc programs/scripted.toml "Hello"',
+        venv + 'pip install -e ".[test]" && pytest',
     ]
 
 
