@@ -11,7 +11,6 @@ small header row: the cost of persisting a turn does not grow with the history.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import os
 import socket
@@ -342,6 +341,10 @@ class StateHolder:
             file = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 (held until release)
         except OSError as err:
             raise StoreError(f"can not claim state database {path}: {lock_path}: {err.strerror}") from None
+        try:
+            import fcntl  # POSIX; where it is missing (Windows) the file is not claimed
+        except ImportError:
+            return cls(file)
         try:
             fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -189,8 +189,11 @@ async def _refuse(send: Any, status: int, error: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def serve(args: argparse.Namespace, *, started: Callable[[Any], None] | None = None) -> int:
-    """Run the server until cancelled; `started` is handed the LLMProcServer (for embedding, tests)."""
+async def serve(
+    args: argparse.Namespace, *, started: Callable[[Any], None] | None = None, own_process: bool = False
+) -> int:
+    """Run the server until cancelled; `started` is handed the LLMProcServer (for embedding, tests).
+    `own_process`: the server is the whole process (the CLI), so it may tune the process itself."""
     from ..mcp_server.app import LLMProcServer
     from ..mcp_server.catalog import Catalog, CatalogError
     from ..mcp_server.handles import ProcessTable
@@ -241,7 +244,8 @@ async def serve(args: argparse.Namespace, *, started: Callable[[Any], None] | No
     server = LLMProcServer(
         catalog, transport=args.transport, table=table, max_depth=args.max_depth, store=store
     )
-    gc.freeze()  # what start-up built lives as long as the server: later collections skip it
+    if own_process:  # what start-up built lives as long as the server: later collections skip it
+        gc.freeze()  # (not when embedded: the host application's heap is not ours to freeze)
     if started is not None:
         started(server)
     try:
@@ -463,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(handlers=[stderr], level=args.log_level)
     logging.getLogger("llmproc").setLevel(min(logging.INFO, logging.getLevelName(args.log_level)))
     try:
-        return asyncio.run(_until_stopped(serve(args)))
+        return asyncio.run(_until_stopped(serve(args, own_process=True)))
     except KeyboardInterrupt:
         return 130
 
