@@ -12,6 +12,7 @@ from .errors import (
     ProcessError,
     ProgramError,
     ProviderError,
+    SnapshotError,
     ToolError,
 )
 from .events import RunEvent, TextDelta, ToolCallFinished, ToolCallStarted, TurnFinished, Watch
@@ -19,7 +20,6 @@ from .messages import Message
 from .process import LLMProcess
 from .program import LLMProgram
 from .result import RunResult, ToolCallRecord, Usage
-from .snapshot import SnapshotError
 from .tools.functions import tool
 
 __version__ = "0.1.0"

@@ -6,7 +6,10 @@
     │   └── MissingAPIKeyError   no credentials; names the environment variable to set
     ├── ToolError           raised by a tool to send a clean message back to the model
     ├── McpServerError      an MCP server failed to start; names the server and its command
-    └── ProcessError        the process can not do what was asked (closed, busy, limits)
+    ├── ProcessError        the process can not do what was asked (closed, busy, limits)
+    ├── SnapshotError       a snapshot can not be read or restored (format, version, provider)
+    ├── StoreError          the state database can not be used (not one, another's, too new, held)
+    └── CatalogError        a programs directory can not be published (missing, a name collision)
 
 Tool failures go back to the model as error results; only control flow raises.
 """
@@ -63,3 +66,16 @@ class McpServerError(LLMProcError):
 
 class ProcessError(LLMProcError):
     """The process refused an operation (for example a run on a closed process)."""
+
+
+class SnapshotError(LLMProcError):
+    """A snapshot can not be read or restored: wrong format, newer version, another provider."""
+
+
+class StoreError(LLMProcError):
+    """The state database can not be used: not a database, another application's, too new, or
+    held by another server."""
+
+
+class CatalogError(LLMProcError):
+    """The directory can not be published (missing, or two programs with one tool name)."""

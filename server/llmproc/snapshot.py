@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import LLMProcError
+from .errors import SnapshotError
 from .messages import (
     Block,
     ImageBlock,
@@ -47,10 +47,6 @@ _FAMILIES = {
     "gemini_vertex": "gemini",
     "openai": "openai",
 }
-
-
-class SnapshotError(LLMProcError):
-    """A snapshot can not be read or restored: wrong format, newer version, another provider."""
 
 
 # -- messages ----------------------------------------------------------------------------------

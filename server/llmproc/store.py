@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import LLMProcError
+from .errors import StoreError
 from .snapshot import descriptors_to_json, header, message_to_json
 
 if TYPE_CHECKING:
@@ -30,10 +30,6 @@ if TYPE_CHECKING:
 
 SCHEMA_NAME = "llmproc-state"
 SCHEMA_VERSION = 1
-
-
-class StoreError(LLMProcError):
-    """The state database can not be used: not a database, another application's, too new."""
 
 
 @dataclass

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import LLMProcError, ProgramError
+from ..errors import CatalogError, ProgramError
 from ..program import LLMProgram
 
 log = logging.getLogger("llmproc.mcp_server")
@@ -41,10 +41,6 @@ class PublishedProgram:
     @property
     def tool_name(self) -> str:
         return TOOL_PREFIX + self.name
-
-
-class CatalogError(LLMProcError):
-    """The directory can not be published (missing, or two programs with one tool name)."""
 
 
 def program_name(root: Path, path: Path) -> str:
