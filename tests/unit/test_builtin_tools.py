@@ -268,3 +268,23 @@ async def test_a_root_over_dev_reads_no_device(tmp_path: Path):
     )
     listing, is_error = await call(process, "list_dir", path="/dev")
     assert not is_error and "null  (a character device)" in listing.splitlines()
+
+
+async def test_hostile_paths_are_clear_errors_not_crashes(tmp_path: Path):
+    files = tmp_path / "files"
+    files.mkdir()
+    os.symlink(files / "loop_b", files / "loop_a")
+    os.symlink(files / "loop_a", files / "loop_b")
+    os.symlink(files / "gone.txt", files / "dangling")
+    process = tools_process(tmp_path, ["read_file", "list_dir"])
+    assert await call(process, "read_file", path="loop_a") == ("'loop_a' is a symbolic link loop", True)
+    assert await call(process, "read_file", path="a\x00b") == (
+        "the path holds a NUL character; no file is named that way",
+        True,
+    )
+    assert await call(process, "read_file", path="dangling") == ("file not found: dangling", True)
+    text, is_error = await call(process, "read_file", path="x" * 5000)
+    assert is_error and text.startswith("'xxx") and "File name too long" in text
+    listing, is_error = await call(process, "list_dir")
+    assert not is_error
+    assert listing.splitlines() == ["dangling  (broken link)", "loop_a  (link loop)", "loop_b  (link loop)"]

@@ -7,6 +7,7 @@ for the model, never an exception for the caller.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from ..special_files import kind_of
 from .functions import tool
 
 MAX_FILE_BYTES = 10_000_000
+_LOOP = "is a symbolic link loop"
 MAX_ENTRIES = 1000
 
 
@@ -31,9 +33,18 @@ class FileRoots:
         return ", ".join(str(r) for r in self.roots)
 
     def resolve(self, path: str) -> Path:
+        if "\x00" in path:
+            raise ToolError("the path holds a NUL character; no file is named that way")
         given = Path(path).expanduser()
         candidate = given if given.is_absolute() else self.roots[0] / given
-        resolved = candidate.resolve()
+        try:
+            resolved = candidate.resolve()
+        except RuntimeError:  # Python < 3.13 reports a symbolic link loop this way
+            raise ToolError(f"'{path}' {_LOOP}") from None
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise ToolError(f"'{path}' {_LOOP}") from None
+            raise ToolError(f"'{path}' can not be resolved: {err.strerror or err}") from None
         if not any(resolved == root or resolved.is_relative_to(root) for root in self.roots):
             via_link = " (through a symbolic link)" if _has_symlink(candidate) else ""
             raise ToolError(
@@ -82,8 +93,11 @@ def _entry_line(roots: FileRoots, entry: Path) -> str:
         if entry.is_symlink():
             try:
                 target = roots.resolve(str(entry))
-            except ToolError:
-                return f"{entry.name}  (link outside the allowed folders)"
+            except ToolError as err:
+                loop = _LOOP in str(err)
+                return f"{entry.name}  ({'link loop' if loop else 'link outside the allowed folders'})"
+            if not target.exists():
+                return f"{entry.name}  (broken link)"
             if target.is_dir():
                 return f"{entry.name}/  (link)"
             return f"{entry.name}  ({target.stat().st_size:,} bytes, link)"
