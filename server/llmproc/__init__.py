@@ -21,8 +21,7 @@ from .process import LLMProcess
 from .program import LLMProgram
 from .result import RunResult, ToolCallRecord, Usage
 from .tools.functions import tool
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "LLMProcError",

@@ -37,7 +37,6 @@ from mcp_types import (
 )
 from pydantic import BaseModel, Field, ValidationError
 
-from .. import __version__
 from ..errors import LLMProcError
 from ..events import RunEvent, ToolCallStarted, TurnFinished, Watch
 from ..process import LLMProcess
@@ -45,6 +44,7 @@ from ..providers.mcp_sampling import SamplingHost, sampling_host
 from ..result import RunResult
 from ..store import Persisted, ProcessStore
 from ..tools.mcp import DEPTH_HEADER, composition_depth, request_depth
+from ..version import __version__
 from . import client_log
 from .catalog import Catalog, CatalogError, PublishedProgram
 from .handles import Handle, Owner, ProcessTable

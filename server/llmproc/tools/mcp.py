@@ -261,7 +261,7 @@ class McpConnection:
 def _client_info() -> Any:
     import mcp_types
 
-    from .. import __version__
+    from ..version import __version__
 
     return mcp_types.Implementation(name="llmproc", version=__version__)
 
