@@ -12,9 +12,6 @@ Converted messages are cached by message id, as for every provider.
 from __future__ import annotations
 
 import itertools
-import json
-import os
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -29,9 +26,9 @@ from ..messages import (
 )
 from ..result import Usage
 from .base import ConversionCache, ProviderRequest, ProviderResponse
-from .credentials import api_key_from, missing_key
+from .openai_common import REASONING_MODELS, OpenAIProvider, compact_json, usage_counts
+from .openai_responses import OpenAIResponsesProvider
 from .retry import TextSink, request_with_retries
-from .sdk_errors import map_sdk_error, retried_by_sdk
 
 if TYPE_CHECKING:
     from ..config import ModelConfig
@@ -47,7 +44,6 @@ RESPONSES_PARAMETERS = frozenset(
     | {"extra_headers", "extra_body"}
 )
 PARAMETERS = CHAT_PARAMETERS | RESPONSES_PARAMETERS
-REASONING_MODELS = re.compile(r"^(o\d|gpt-5|codex)")
 """OpenAI model families that reason, for which the Responses API is the better route."""
 
 
@@ -80,52 +76,8 @@ _missing_ids = itertools.count(1)
 
 def create(program: LLMProgram, kernel: Kernel) -> OpenAIProvider:
     if uses_responses_api(program.config.model):
-        from .openai_responses import OpenAIResponsesProvider
-
         return OpenAIResponsesProvider(program, kernel)
     return OpenAIChatProvider(program, kernel)
-
-
-class OpenAIProvider:
-    """What both OpenAI routes share: the client, its key, and error mapping."""
-
-    def __init__(self, program: LLMProgram, kernel: Kernel) -> None:
-        self.name = program.provider
-        self._model = program.config.model
-        self._kernel = kernel
-        self._base_url = self._model.base_url or os.environ.get("OPENAI_BASE_URL")
-
-    def _client(self) -> Any:
-        model = self._model
-        env_name = model.api_key_env or "OPENAI_API_KEY"
-        api_key = api_key_from([env_name], provider="openai")
-        if not api_key:
-            if not self._base_url:
-                raise missing_key([env_name], provider="openai", named_in_program=bool(model.api_key_env))
-            api_key = "EMPTY"  # keyless compatible servers; the SDK refuses an empty key
-        key = ("openai", self._base_url, api_key, model.timeout, model.max_retries)
-        return self._kernel.shared_client(key, lambda: self._new_client(api_key))
-
-    def _new_client(self, api_key: str) -> Any:
-        import openai
-
-        return openai.AsyncOpenAI(
-            api_key=api_key,
-            base_url=self._base_url,
-            timeout=self._model.timeout,
-            max_retries=self._model.max_retries,
-            http_client=openai.DefaultAioHttpClient(),  # why: providers/base.py, "Transport"
-        )
-
-    def _sdk_retried(self, err: Exception) -> bool:
-        import openai
-
-        return retried_by_sdk(openai, err)
-
-    def _map_error(self, err: Exception) -> ProviderError | None:
-        import openai
-
-        return map_sdk_error(openai, err, api="OpenAI API", provider=self.name, timeout=self._model.timeout)
 
 
 class OpenAIChatProvider(OpenAIProvider):
@@ -288,11 +240,6 @@ def _assistant(message: Message) -> list[dict[str, Any]]:
     return [converted]
 
 
-def compact_json(value: Any) -> str:
-    """JSON as OpenAI itself writes tool arguments (no spaces)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 def _response(
     text: str, calls: Sequence[tuple[str | None, str, str | None]], finish_reason: str | None, usage: Any
 ) -> ProviderResponse:
@@ -315,19 +262,4 @@ def _usage(usage: Any) -> Usage:
         usage.completion_tokens,
         getattr(usage, "prompt_tokens_details", None),
         getattr(usage, "completion_tokens_details", None),
-    )
-
-
-def usage_counts(
-    prompt: int | None, completion: int | None, prompt_details: Any, output_details: Any
-) -> Usage:
-    """Usage from OpenAI's counts, where the prompt count includes cached and cache-written tokens."""
-    cached = getattr(prompt_details, "cached_tokens", None) or 0  # getattr(None, ...) is None too
-    written = getattr(prompt_details, "cache_write_tokens", None) or 0
-    return Usage(
-        input_tokens=max((prompt or 0) - cached - written, 0),
-        output_tokens=completion or 0,
-        cache_read_tokens=cached,
-        cache_write_tokens=written,
-        reasoning_tokens=getattr(output_details, "reasoning_tokens", None) or 0,
     )

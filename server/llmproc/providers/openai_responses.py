@@ -23,7 +23,7 @@ from ..messages import (
     tool_arguments_from_json,
 )
 from .base import ConversionCache, ProviderRequest, ProviderResponse
-from .openai import REASONING_MODELS, OpenAIProvider, compact_json, usage_counts
+from .openai_common import REASONING_MODELS, OpenAIProvider, compact_json, usage_counts
 from .retry import TextSink, request_with_retries
 
 if TYPE_CHECKING:
