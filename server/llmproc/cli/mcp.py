@@ -214,17 +214,12 @@ async def serve(
     if args.transport != "stdio":
         refusal = _exposure_refusal(args)
         if refusal:
-            print(f"llmproc-mcp: error: {refusal}", file=sys.stderr)
-            return 3
+            return await _cannot_start(args, refusal)
         try:
             listener = _listen(args.host, args.port)
         except OSError as err:
             reason = err.strerror or str(err)
-            print(
-                f"llmproc-mcp: error: can not listen on {args.host} port {args.port}: {reason}",
-                file=sys.stderr,
-            )
-            return 3
+            return await _cannot_start(args, f"can not listen on {args.host} port {args.port}: {reason}")
     store = None
     if args.state:
         from ..store import SqliteStore, StoreError
@@ -292,9 +287,9 @@ def _answer_with_error(message: str) -> None:
     must not keep us."""
     import select
 
-    started, answered_at = time.monotonic(), None
+    deadline, answered = time.monotonic() + 2 * _ANSWER_GRACE_SECONDS, False
     buffered = b""
-    while time.monotonic() - (answered_at or started) < _ANSWER_GRACE_SECONDS * (1 if answered_at else 2):
+    while time.monotonic() < deadline:
         ready, _, _ = select.select([sys.stdin], [], [], 0.2)
         if not ready:
             continue
@@ -312,7 +307,8 @@ def _answer_with_error(message: str) -> None:
                 reply = {"jsonrpc": "2.0", "id": request["id"], "error": {"code": -32603, "message": message}}
                 sys.stdout.write(json.dumps(reply) + "\n")
                 sys.stdout.flush()
-                answered_at = answered_at or time.monotonic()
+                if not answered:
+                    answered, deadline = True, time.monotonic() + _ANSWER_GRACE_SECONDS
 
 
 def _token(args: argparse.Namespace) -> str | None:

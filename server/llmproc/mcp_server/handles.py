@@ -12,6 +12,7 @@ session owns.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..errors import ToolError
@@ -83,9 +84,15 @@ class ProcessTable:
                 f"you have {self.max_per_caller} live processes, the most one client may keep; "
                 "reset some (reset with process_id) or wait for idle ones to expire"
             )
+        # a caller without an identity only ever pushes out another such caller's process,
+        # never a conversation that a session owns
+        may_leave = self._sessionless if owner is None else self._handles.keys()
         if owner is None and len(self._sessionless) >= self.max_sessionless:
-            self.evicted.extend(self._make_room(among=self._sessionless, limit=self.max_sessionless))
-        self.evicted.extend(self._make_room(among=None if owner is not None else self._sessionless))
+            self._push_out(may_leave, f"callers without a session are running {len(self._sessionless)} "
+                           "processes, their limit (--max-sessionless-processes)")  # fmt: skip
+        if len(self._handles) >= self.max_live:
+            self._push_out(may_leave, f"the server is running {len(self._handles)} processes, its limit "
+                           "(--max-live-processes)")  # fmt: skip
         handle = Handle(process or LLMProcess(program), name, owner)
         self._handles[handle.id] = handle
         if owner is not None:
@@ -143,28 +150,16 @@ class ProcessTable:
             self._forget(handle)
         return idle
 
-    def _make_room(self, *, among: set[str] | None = None, limit: int | None = None) -> list[Handle]:
-        """At the limit, the least recently used idle process leaves (with --state: to the disk).
-
-        `among` narrows who may leave: a caller without an identity only ever pushes out another
-        such caller's process, never a conversation that a session owns."""
-        if limit is None and len(self._handles) < self.max_live:
-            return []
-        candidates = self._handles.values() if among is None else (self._handles[i] for i in among)
-        idle = [h for h in candidates if not h.process.running]
+    def _push_out(self, may_leave: Iterable[str], full: str) -> None:
+        """At a limit, the least recently used idle process of `may_leave` leaves (with --state:
+        to the disk) and is kept in `evicted` for the server to close; with none idle, `full`
+        is the caller's error."""
+        idle = [h for i in may_leave if not (h := self._handles[i]).process.running]
         if not idle:
-            if limit is not None:
-                raise ToolError(
-                    f"callers without a session are running {len(among or ())} processes, their limit "
-                    "(--max-sessionless-processes); try again when some have finished"
-                )
-            raise ToolError(
-                f"the server is running {len(self._handles)} processes, its limit (--max-live-processes); "
-                "try again when some have finished"
-            )
+            raise ToolError(f"{full}; try again when some have finished")
         oldest = min(idle, key=lambda h: h.last_used)
         self._forget(oldest)
-        return [oldest]
+        self.evicted.append(oldest)
 
     def _forget(self, handle: Handle) -> None:
         self._handles.pop(handle.id, None)

@@ -40,8 +40,10 @@ def supported_parameters(model: ModelConfig) -> tuple[frozenset[str], str]:
 
 
 def warm_up(providers: Iterable[str]) -> None:
-    """Import what the first request of each of these providers needs. Slow (the Anthropic SDK
-    alone takes a second or more): the MCP server does it in a thread once it serves."""
+    """Import what the first request of each of these providers needs: the modules a provider
+    module names in WARM_UP (its SDK, the aiohttp transport, the request's resources). Slow (the
+    Anthropic SDK alone takes a second or more): the MCP server does it in a thread once it
+    serves, so its first call costs what the next does."""
     for provider in sorted(set(providers)):
         for name in getattr(_module(provider), "WARM_UP", ()):
             importlib.import_module(name)

@@ -43,8 +43,6 @@ _SAMPLING_IN_BODY = ("temperature", "top_p", "top_k")
 
 
 WARM_UP = ("anthropic", "anthropic.resources.messages", "anthropic.lib.streaming", "httpcore2")
-"""What the first request imports (the SDK, its aiohttp transport, the request's resources):
-`providers.warm_up` loads them ahead of time, so a server's first call costs what the next does."""
 
 
 def create(program: LLMProgram, kernel: Kernel) -> AnthropicProvider:

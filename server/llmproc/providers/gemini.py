@@ -42,8 +42,6 @@ _call_ids = itertools.count(1)
 
 
 WARM_UP = ("google.genai", "google.genai.types", "google.genai.errors", "aiohttp", "httpcore2")
-"""What the first request imports (the SDK, its aiohttp transport, the request's resources):
-`providers.warm_up` loads them ahead of time, so a server's first call costs what the next does."""
 
 
 def create(program: LLMProgram, kernel: Kernel) -> GeminiProvider:

@@ -55,8 +55,6 @@ def uses_responses_api(model: ModelConfig) -> bool:
 
 
 WARM_UP = ("openai", "openai.resources.chat", "openai.resources.responses", "httpcore2")
-"""What the first request imports (the SDK, its aiohttp transport, the request's resources):
-`providers.warm_up` loads them ahead of time, so a server's first call costs what the next does."""
 
 
 def parameters_for(model: ModelConfig) -> tuple[frozenset[str], str]:
