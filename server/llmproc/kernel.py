@@ -3,7 +3,7 @@
 Provider SDK clients hold connection pools bound to one event loop, so the kernel
 shares one client per (event loop, configuration) among all processes that use it, and
 closes them with the loop (`shared_clients`); MCP server connections are shared the
-same way (`McpHub`). Cost budgets span a process tree.
+same way (`McpHub`).
 """
 
 from __future__ import annotations
@@ -11,44 +11,26 @@ from __future__ import annotations
 import secrets
 import weakref
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .shared_clients import Closer, SharedClients
 from .tools.mcp import McpHub
 
-if TYPE_CHECKING:
-    from .process import LLMProcess
 
-
-class CostBudget:
-    """USD a process tree may spend; a child's budget also charges its parent's."""
-
-    def __init__(self, limit: float, parent: CostBudget | None = None) -> None:
-        self.limit = limit
-        self.spent = 0.0
-        self.parent = parent
-
-    def charge(self, cost: float | None) -> None:
-        budget: CostBudget | None = self
-        while budget is not None:
-            budget.spent += cost or 0.0
-            budget = budget.parent
+class KernelProcess(Protocol):
+    """What the process table knows of a process: its id and its parent's."""
 
     @property
-    def exhausted(self) -> bool:
-        return self.spent >= self.limit or (self.parent is not None and self.parent.exhausted)
+    def id(self) -> str: ...
 
-    def describe(self) -> str:
-        budget: CostBudget = self
-        while budget.spent < budget.limit and budget.parent is not None:
-            budget = budget.parent
-        return f"the cost budget of ${budget.limit:g} for this process tree is spent (${budget.spent:.4f})"
+    @property
+    def parent_id(self) -> str | None: ...
 
 
 class Kernel:
     def __init__(self) -> None:
         self._clients = SharedClients()
-        self.processes: weakref.WeakValueDictionary[str, LLMProcess] = weakref.WeakValueDictionary()
+        self.processes: weakref.WeakValueDictionary[str, KernelProcess] = weakref.WeakValueDictionary()
         self.mcp = McpHub()
 
     @staticmethod
@@ -56,8 +38,12 @@ class Kernel:
         """An unguessable id (128 random bits), safe to hand to MCP clients."""
         return secrets.token_urlsafe(16)
 
-    def register(self, process: LLMProcess) -> None:
+    def register(self, process: KernelProcess) -> None:
         self.processes[process.id] = process
+
+    def children_of(self, process_id: str) -> list[str]:
+        """The ids of the live processes whose parent is `process_id`, sorted."""
+        return sorted(p.id for p in self.processes.values() if p.parent_id == process_id)
 
     def shared_client(
         self, key: Hashable, factory: Callable[[], Any], close: Closer = lambda client: client.close()

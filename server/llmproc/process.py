@@ -11,31 +11,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import _sync
 from . import snapshot as snapshot_module
+from .budget import CostBudget
 from .config import LimitsConfig
 from .errors import McpServerError, ProcessError
-from .events import (
-    EventCallback,
-    TextDelta,
-    ToolCallFinished,
-    ToolCallStarted,
-    TurnFinished,
-    emit,
-    wants_text,
-)
-from .kernel import CostBudget, Kernel, default_kernel
-from .messages import Message, TextBlock, ToolCallBlock, ToolResultBlock, new_message_id
+from .events import EventCallback
+from .kernel import Kernel, default_kernel
+from .loop import TurnHook, Turns, run_turns
+from .messages import Message, TextBlock, ToolResultBlock, new_message_id
 from .program import LLMProgram
 from .providers import create_provider
-from .providers.base import Provider, ProviderRequest
+from .providers.base import Provider
 from .providers.pricing import cost_usd, price_from_config
-from .result import RunResult, ToolCallRecord, Usage
+from .result import RunResult, Usage, add_cost
+from .run_state import RunState
 from .tools.base import ToolSpec, lowest
 from .tools.calculator import calculator
 from .tools.fd import REFERENCE_INSTRUCTIONS, FileDescriptors, fd_tools
@@ -44,33 +38,11 @@ from .tools.functions import FunctionToolset
 from .tools.mcp import McpToolset
 from .tools.router import ToolRouter
 from .tools.syscalls import SYSCALLS, SyscallToolset
+from .turn_hooks import CostBudgetHook, GotoHook, ReferenceCapture
 
 log = logging.getLogger("llmproc")
 
 _FILE_TOOLS = {"read_file", "list_dir", "fd_to_file"}
-
-
-@dataclass(eq=False)
-class RunState:
-    """One run in progress: the history it started from and what it added since.
-
-    System calls read and change it (fork copies `base + pending`, goto moves the point
-    the run continues from); the process commits it only when the run completes.
-    """
-
-    process: LLMProcess
-    base: list[Message]
-    pending: list[Message]
-    children_this_turn: int = 0
-    goto: tuple[int, str] | None = None
-    child_usage: Usage = field(default_factory=Usage)
-    child_cost: float | None = 0.0
-
-    def add_child(self, result: RunResult) -> None:
-        """Count a finished child's usage and cost as part of this run."""
-        self.child_usage += result.usage
-        self.child_cost = _add_cost(self.child_cost, result.cost_usd)
-        self.process._account_child(result)
 
 
 class LLMProcess:
@@ -207,7 +179,7 @@ class LLMProcess:
         provider is refused unless `convert` (its provider-specific parts are then dropped);
         a program file changed since the snapshot is logged and noted in `program_changed`.
         """
-        return snapshot_module.restore(snapshot, program, convert=convert)
+        return cls._from_state(snapshot_module.read(snapshot, program, convert=convert))
 
     def save(self, path: str | Path) -> Path:
         """Write the snapshot to `path` as JSON (atomically: a crash keeps the old file)."""
@@ -219,7 +191,28 @@ class LLMProcess:
         cls, path: str | Path, program: LLMProgram | None = None, *, convert: bool = False
     ) -> LLMProcess:
         """`restore` from a file written by `save`."""
-        return snapshot_module.restore(snapshot_module.load_document(path), program, convert=convert)
+        return cls.restore(snapshot_module.load_document(path), program, convert=convert)
+
+    @classmethod
+    def _from_state(cls, state: snapshot_module.SavedState) -> LLMProcess:
+        process = cls(state.program, history=state.messages, process_id=state.process_id)
+        process.parent_id = state.parent_id
+        process.program_changed = state.program_changed
+        process.usage, process.cost_usd = state.usage, state.cost_usd
+        if state.descriptors and process.fds is None:
+            log.warning(
+                "program %s no longer uses file descriptors; the snapshot's are dropped", state.program.path
+            )
+        elif process.fds is not None:
+            for name, entry in state.descriptors.items():
+                process.fds.store(entry["text"], source=entry.get("source", ""), name=name)
+            if state.fd_next:
+                process.fds.next_number = max(process.fds.next_number, state.fd_next)
+        return process
+
+    def children(self) -> list[str]:
+        """The ids of this process's live child processes."""
+        return self.kernel.children_of(self.id)
 
     @property
     def running(self) -> bool:
@@ -243,17 +236,28 @@ class LLMProcess:
 
     # -- children ------------------------------------------------------------------------------
 
-    def start_child(
-        self, program: LLMProgram, *, history: Sequence[Message] = (), fork: bool = False
-    ) -> LLMProcess:
-        """A child process (spawn: a fresh `program`; fork: this program with `history`)."""
-        return LLMProcess(program, history=history, parent=self, inherit_descriptors=fork)
+    @property
+    def linked_programs(self) -> Mapping[str, str | None]:
+        """The programs spawn may start, with their descriptions."""
+        return {name: description for name, (_, description) in self.program.linked_program_paths.items()}
 
-    def receive_descriptors(self, parent: LLMProcess, fds: Sequence[str], prompt: str) -> Message:
+    @property
+    def uses_descriptors(self) -> bool:
+        return self.fds is not None
+
+    def start_linked(self, name: str) -> LLMProcess:
+        """A child running the linked program `name` (spawn)."""
+        return LLMProcess(self.program.linked_program(name), parent=self)
+
+    def start_fork(self, history: Sequence[Message]) -> LLMProcess:
+        """A child running this program from `history`, with copies of the descriptors (fork)."""
+        return LLMProcess(self.program, history=history, parent=self, inherit_descriptors=True)
+
+    def receive_descriptors(self, parent: Any, fds: Sequence[str], prompt: str) -> Message:
         """The first message of a spawned child, handing it the parent's descriptors `fds`."""
         if not fds:
             return self._user_message(prompt)
-        if parent.fds is None:
+        if not isinstance(parent, LLMProcess) or parent.fds is None:
             raise ProcessError("this process has no file descriptors to hand on")
         notes = []
         for fd in fds:
@@ -323,7 +327,7 @@ class LLMProcess:
 
     def _provider_instance(self) -> Provider:
         if self._provider is None:
-            self._provider = create_provider(self.program, self.kernel)
+            self._provider = create_provider(self.program.provider_settings, self.kernel)
         return self._provider
 
     async def _tools(self) -> ToolRouter:
@@ -377,54 +381,18 @@ class LLMProcess:
         return self._mcp
 
     async def _run(self, user_message: Message, callbacks: Sequence[EventCallback]) -> RunResult:
-        """The loop. 1) ask the provider with history + pending; 2) keep its reply;
-        3) without tool calls, stop; 4) run the calls concurrently and keep their results;
-        5) repeat up to max_iterations; 6) commit pending to the history."""
-        provider = self._provider_instance()
-        tools = await self._tools()
-        if self.budget is not None and self.budget.exhausted:
-            raise ProcessError(self.budget.describe())
+        """One run: the turns (loop.py), then what they added joins the history."""
+        turns = Turns(
+            provider=self._provider_instance(),
+            tools=await self._tools(),
+            system_prompt=self._system_prompt,
+            max_iterations=self.program.config.model.max_iterations,
+            hooks=self._hooks,
+            account=self._account,
+            page_result=self._page_long_result,
+        )
         run = RunState(self, self._history, [user_message])
-        usage, records = Usage(), []
-        on_text = _text_forwarder(callbacks) if wants_text(callbacks) else None  # else no stream
-        stop_reason, iteration = "end_turn", 0
-        references = self.fds is not None and self.program.config.file_descriptor.enable_references
-
-        async def started(call: ToolCallBlock) -> None:
-            await emit(callbacks, ToolCallStarted(call))
-
-        async def finished(call: ToolCallBlock, result: ToolResultBlock, seconds: float) -> None:
-            records.append(_record(call, result, seconds))
-            await emit(callbacks, ToolCallFinished(call, result, seconds))
-
-        for iteration in range(1, self.program.config.model.max_iterations + 1):
-            if iteration > 1 and self.budget is not None and self.budget.exhausted:
-                stop_reason = "cost_budget"
-                break
-            request = ProviderRequest(self._system_prompt, run.base + run.pending, tools.specs, on_text)
-            response = await provider.complete(request)
-            self._account(response.usage)
-            usage += response.usage
-            run.pending.append(response.message)
-            if references:
-                assert self.fds is not None
-                self.fds.capture_references(response.message.text)
-            calls = response.message.tool_calls
-            stop_reason = response.stop_reason
-            if calls:
-                run.children_this_turn = 0
-                first_record = len(records)
-                results = await tools.run_all(calls, started, finished, run, self._page_long_result)
-                order = {call.id: index for index, call in enumerate(calls)}  # records in call order
-                records[first_record:] = sorted(records[first_record:], key=lambda r: order.get(r.id, 0))
-                run.pending.append(Message("user", tuple(results)))
-                if run.goto is not None:
-                    self._apply_goto(run)
-            await emit(callbacks, TurnFinished(iteration, response.usage, stop_reason))
-            if not calls:
-                break
-        else:
-            stop_reason = "max_iterations"
+        outcome = await run_turns(turns, run, callbacks)
         if run.base is self._history:
             self._history.extend(run.pending)
         else:
@@ -433,19 +401,24 @@ class LLMProcess:
         return RunResult(
             text=final.text if final else "",
             process_id=self.id,
-            stop_reason=stop_reason,
-            usage=usage + run.child_usage,
-            cost_usd=_add_cost(self._cost(usage), run.child_cost),
-            tool_calls=records,
-            iterations=iteration,
+            stop_reason=outcome.stop_reason,
+            usage=outcome.usage + run.child_usage,
+            cost_usd=add_cost(self._cost(outcome.usage), run.child_cost),
+            tool_calls=outcome.tool_calls,
+            iterations=outcome.iterations,
         )
 
-    def _apply_goto(self, run: RunState) -> None:
-        assert run.goto is not None
-        index, text = run.goto
-        messages = [*run.base, *run.pending]
-        run.base, run.goto = messages[:index], None
-        run.pending = [self._user_message(text)]
+    @property
+    def _hooks(self) -> list[TurnHook]:
+        """What happens around each turn, as this program asks."""
+        hooks: list[TurnHook] = []
+        if self.budget is not None:
+            hooks.append(CostBudgetHook(self.budget))
+        if self.fds is not None and self.program.config.file_descriptor.enable_references:
+            hooks.append(ReferenceCapture(self.fds))
+        if "goto" in self._builtin:
+            hooks.append(GotoHook(self._user_message))
+        return hooks
 
     def _page_long_result(self, result: ToolResultBlock) -> ToolResultBlock:
         """A tool result over the size limit becomes a file descriptor, or is cut without them."""
@@ -466,14 +439,14 @@ class LLMProcess:
         """Totals count every completed request, even in runs that later failed: those are billed too."""
         self.usage += usage
         cost = self._cost(usage)
-        self.cost_usd = _add_cost(self.cost_usd, cost)
+        self.cost_usd = add_cost(self.cost_usd, cost)
         if self.budget is not None:
             self.budget.charge(cost)
 
-    def _account_child(self, result: RunResult) -> None:
+    def account_child(self, result: RunResult) -> None:
         """A child's spending counts in this process's totals (its budget was charged already)."""
         self.usage += result.usage
-        self.cost_usd = _add_cost(self.cost_usd, result.cost_usd)
+        self.cost_usd = add_cost(self.cost_usd, result.cost_usd)
 
     # -- lifetime ------------------------------------------------------------------------------
 
@@ -525,11 +498,6 @@ def _check_unicode(message: str) -> None:
         ) from None
 
 
-def _add_cost(a: float | None, b: float | None) -> float | None:
-    """Costs add up; one unknown cost makes the sum unknown (never a false zero)."""
-    return None if a is None or b is None else a + b
-
-
 def _limits(
     config: LimitsConfig, parent: LLMProcess | None, nested: bool
 ) -> tuple[int, LimitsConfig, CostBudget | None]:
@@ -552,19 +520,6 @@ def _limits(
     return depth, limits, budget
 
 
-def _text_forwarder(callbacks: Sequence[EventCallback]) -> Callable[[str], Awaitable[None]]:
-    async def on_text(text: str) -> None:
-        await emit(callbacks, TextDelta(text))
-
-    return on_text
-
-
-def _record(call: ToolCallBlock, result: ToolResultBlock, seconds: float) -> ToolCallRecord:
-    text = result.text
-    short = text if len(text) <= 2000 else text[:2000] + "…"
-    return ToolCallRecord(call.id, call.name, call.arguments, short, result.is_error, round(seconds, 4))
-
-
 def _cut_long_result(result: ToolResultBlock, limit: int) -> ToolResultBlock:
     """Keep a tool result's text within `limit` characters, saying what was left out."""
     text = result.text
@@ -577,3 +532,6 @@ def _cut_long_result(result: ToolResultBlock, limit: int) -> ToolResultBlock:
     images = tuple(b for b in result.content if not isinstance(b, TextBlock))
     cut = TextBlock(text[:limit] + note)
     return ToolResultBlock(result.tool_call_id, (cut, *images), result.is_error, result.name)
+
+
+LLMProgram.starter = LLMProcess

@@ -14,7 +14,7 @@ import stat
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
@@ -23,6 +23,7 @@ from .config import LinkedProgramConfig, ProgramConfig
 from .errors import ProgramError
 from .program_errors import find_line, format_validation_error, suggest
 from .providers import supported_parameters
+from .providers.base import ProviderSettings
 from .special_files import kind_of
 from .tools.mcp_config import McpConfigError, McpServerSpec, ToolChoice, resolve_mcp
 
@@ -30,9 +31,6 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
-
-if TYPE_CHECKING:
-    from .process import LLMProcess
 
 
 def read_text_file(path: Path, *, what: str, source: str) -> str:
@@ -310,11 +308,20 @@ class LLMProgram:
         self.function_tools.append(function)
         return self
 
-    async def start(self) -> LLMProcess:
-        """Create a process running this program."""
-        from .process import LLMProcess
+    @property
+    def provider_settings(self) -> ProviderSettings:
+        """What this program's provider is built from."""
+        config = self.config
+        return ProviderSettings(config.model, config.parameters, config.scripted, self.scripted_function)
 
-        return LLMProcess(self)
+    starter: ClassVar[Callable[[LLMProgram], Any] | None] = None
+    """Makes a process of a program; `llmproc.process`, the layer above programs, installs it."""
+
+    async def start(self) -> Any:
+        """Create a process (an `LLMProcess`) running this program."""
+        if LLMProgram.starter is None:
+            raise ProgramError("no process layer is loaded: import llmproc (or llmproc.process) first")
+        return LLMProgram.starter(self)
 
     def __repr__(self) -> str:
         return f"LLMProgram({self.source!r}, provider={self.provider!r}, model={self.model_name!r})"

@@ -73,3 +73,8 @@ class RunResult:
             "tool_calls": [c.to_dict() for c in self.tool_calls],
             "iterations": self.iterations,
         }
+
+
+def add_cost(a: float | None, b: float | None) -> float | None:
+    """Costs add up; one unknown cost makes the sum unknown (never a false zero)."""
+    return None if a is None or b is None else a + b

@@ -1,10 +1,12 @@
-"""Process state as a versioned JSON document: snapshot, restore, save and load.
+"""Process state as a versioned JSON document: snapshot, read back, save and load.
 
 A snapshot holds what a process needs to continue: its messages (with the provider-specific
 parts that must round-trip, such as thinking signatures and reasoning items), usage and cost
 totals, file descriptors, and a reference to its program (path and content hash). Messages
 keep their ids, so goto works across a restore. The same message encoding is what the
-server's store appends turn by turn (`message_to_json`).
+server's store appends turn by turn (`message_to_json`). This module knows no process: it
+writes what a `Snapshottable` shows and reads a document back into a plain `SavedState`, from
+which `LLMProcess.restore` builds the process.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .errors import SnapshotError
 from .messages import (
@@ -29,24 +33,60 @@ from .messages import (
     ToolResultBlock,
     reserve_message_ids,
 )
+from .program import LLMProgram
+from .providers import family
 from .result import Usage
-
-if TYPE_CHECKING:
-    from .process import LLMProcess
-    from .program import LLMProgram
+from .tools.fd import FileDescriptors
 
 log = logging.getLogger("llmproc")
 
 FORMAT = "llmproc-snapshot"
 VERSION = 1
 
-_FAMILIES = {
-    "anthropic": "anthropic",
-    "anthropic_vertex": "anthropic",
-    "gemini": "gemini",
-    "gemini_vertex": "gemini",
-    "openai": "openai",
-}
+
+class Snapshottable(Protocol):
+    """What a snapshot is taken of (a process)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def parent_id(self) -> str | None: ...
+
+    @property
+    def program(self) -> LLMProgram: ...
+
+    @property
+    def usage(self) -> Usage: ...
+
+    @property
+    def cost_usd(self) -> float | None: ...
+
+    @property
+    def fds(self) -> FileDescriptors | None: ...
+
+    @property
+    def messages(self) -> Sequence[Message]: ...
+
+    def children(self) -> list[str]:
+        """The ids of its live child processes."""
+        ...
+
+
+@dataclass
+class SavedState:
+    """A snapshot read back: what a process continues from (`LLMProcess.restore` builds it)."""
+
+    program: LLMProgram
+    process_id: str | None
+    parent_id: str | None
+    messages: list[Message]
+    usage: Usage
+    cost_usd: float | None
+    descriptors: dict[str, dict[str, str]]
+    fd_next: int | None
+    program_changed: bool
+    """The program file changed since the snapshot was taken."""
 
 
 # -- messages ----------------------------------------------------------------------------------
@@ -137,14 +177,10 @@ def program_reference(program: LLMProgram) -> dict[str, Any]:
     return reference
 
 
-def family(provider: str) -> str:
-    return _FAMILIES.get(provider, provider)
-
-
 # -- documents ---------------------------------------------------------------------------------
 
 
-def header(process: LLMProcess) -> dict[str, Any]:
+def header(process: Snapshottable) -> dict[str, Any]:
     """Everything in a snapshot except the messages and descriptor texts: small, rewritten per turn."""
     fds = process.fds
     return {
@@ -160,7 +196,7 @@ def header(process: LLMProcess) -> dict[str, Any]:
     }
 
 
-def descriptors_to_json(process: LLMProcess, names: list[str] | None = None) -> dict[str, dict[str, str]]:
+def descriptors_to_json(process: Snapshottable, names: list[str] | None = None) -> dict[str, dict[str, str]]:
     if process.fds is None:
         return {}
     return {
@@ -169,10 +205,10 @@ def descriptors_to_json(process: LLMProcess, names: list[str] | None = None) -> 
     }
 
 
-def snapshot(process: LLMProcess) -> dict[str, Any]:
+def snapshot(process: Snapshottable) -> dict[str, Any]:
     return {
         **header(process),
-        "children": sorted(p.id for p in process.kernel.processes.values() if p.parent_id == process.id),
+        "children": process.children(),
         "messages": [message_to_json(m) for m in process.messages],
         "file_descriptors": descriptors_to_json(process),
     }
@@ -193,17 +229,8 @@ def check_document(document: Any) -> dict[str, Any]:
     return document
 
 
-def restore(
-    document: Any,
-    program: LLMProgram | None = None,
-    *,
-    convert: bool = False,
-    kernel: Any = None,
-) -> LLMProcess:
-    """A process continuing where `document` left off (see `LLMProcess.restore`)."""
-    from .process import LLMProcess
-    from .program import LLMProgram
-
+def read(document: Any, program: LLMProgram | None = None, *, convert: bool = False) -> SavedState:
+    """What a process continuing from `document` starts with (see `LLMProcess.restore`)."""
     document = check_document(document)
     reference = document.get("program") or {}
     if program is None:
@@ -234,25 +261,22 @@ def restore(
     if saved and family(saved) != family(now):
         messages = [_converted(m, now) for m in messages]
     reserve_message_ids(m.id for m in messages)
-    process = LLMProcess(program, history=messages, kernel=kernel, process_id=document.get("process_id"))
-    process.parent_id = document.get("parent_id")
-    process.program_changed = changed
     usage = document.get("usage") or {}
-    process.usage = Usage(**{k: int(v) for k, v in usage.items() if k in Usage.__slots__})
     cost = document.get("cost_usd", 0.0)
-    process.cost_usd = float(cost) if cost is not None else None
-    descriptors = document.get("file_descriptors") or {}
-    if descriptors and process.fds is None:
-        log.warning("program %s no longer uses file descriptors; the snapshot's are dropped", program.path)
-    elif process.fds is not None:
-        for name, entry in descriptors.items():
-            process.fds.store(entry["text"], source=entry.get("source", ""), name=name)
-        if document.get("fd_next"):
-            process.fds.next_number = max(process.fds.next_number, int(document["fd_next"]))
-    return process
+    return SavedState(
+        program=program,
+        process_id=document.get("process_id"),
+        parent_id=document.get("parent_id"),
+        messages=messages,
+        usage=Usage(**{k: int(v) for k, v in usage.items() if k in Usage.__slots__}),
+        cost_usd=float(cost) if cost is not None else None,
+        descriptors=document.get("file_descriptors") or {},
+        fd_next=int(document["fd_next"]) if document.get("fd_next") else None,
+        program_changed=changed,
+    )
 
 
-def save(process: LLMProcess, path: str | Path) -> Path:
+def save(process: Snapshottable, path: str | Path) -> Path:
     """Write the snapshot atomically: a crash mid-write leaves the previous file intact."""
     target = Path(path)
     text = json.dumps(snapshot(process), ensure_ascii=False, separators=(",", ":"))

@@ -125,7 +125,7 @@ def test_our_request_for_the_recorded_conversation_has_the_recorded_shape():
         parameters={"max_tokens": 4096, "thinking": {"type": "enabled", "budget_tokens": 3000}},
         disable_automatic_caching=True,
     )
-    provider = AnthropicProvider(program, Kernel())
+    provider = AnthropicProvider(program.provider_settings, Kernel())
     history = [
         Message.user(recorded["messages"][0]["content"][0]["text"]),
         Message(

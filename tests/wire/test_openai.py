@@ -72,7 +72,7 @@ async def test_request_carries_system_tools_and_parameters(openai_env, write_pro
 def test_official_api_gets_max_completion_tokens(monkeypatch):
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     program = LLMProgram(model_name="gpt-4o-mini", provider="openai", parameters={"max_tokens": 50})
-    kwargs = OpenAIChatProvider(program, Kernel()).build_request(
+    kwargs = OpenAIChatProvider(program.provider_settings, Kernel()).build_request(
         ProviderRequest("", [Message.user("hi")], [])
     )
     assert kwargs["max_completion_tokens"] == 50 and "max_tokens" not in kwargs
@@ -186,7 +186,7 @@ def test_our_request_matches_the_recorded_conversation():
     program = LLMProgram(model_name="gpt-4o-mini", provider="openai")
     tool = real["tools"][0]["function"]
     spec = ToolSpec(tool["name"], tool["description"], tool["parameters"])
-    ours = OpenAIChatProvider(program, Kernel()).build_request(ProviderRequest("", history, [spec]))
+    ours = OpenAIChatProvider(program.provider_settings, Kernel()).build_request(ProviderRequest("", history, [spec]))
     normalised = [{k: v for k, v in m.items() if v is not None} for m in ours["messages"]]
     assert normalised == real["messages"]
     assert ours["tools"] == real["tools"]

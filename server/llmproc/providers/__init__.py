@@ -1,54 +1,70 @@
-"""Provider registry. Provider modules are imported only when a process needs one,
-and each imports its SDK lazily, so loading programs stays fast."""
+"""The provider registry: which module serves each provider name, and its family.
+
+Provider modules are imported only when a process needs one, and each imports its SDK
+lazily, so loading programs stays fast. Each module's contract is its `ENTRY` (a
+`ProviderEntry`: create, parameters, warm-up). The family says whose messages a provider
+can replay: snapshots of one family restore on any member of it.
+"""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
-from types import ModuleType
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-if TYPE_CHECKING:
-    from ..config import ModelConfig
-    from ..kernel import Kernel
-    from ..program import LLMProgram
-    from .base import Provider
+from ..config import ModelConfig
+from ..errors import ProgramError
+from .base import ClientPool, Provider, ProviderEntry, ProviderSettings
 
-_MODULES = {
-    "anthropic": "anthropic",
-    "anthropic_vertex": "anthropic",
-    "gemini": "gemini",
-    "gemini_vertex": "gemini",
-    "mcp_sampling": "mcp_sampling",
-    "openai": "openai",
-    "scripted": "scripted",
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    module: str
+    family: str
+
+
+REGISTRY: dict[str, Registered] = {
+    "anthropic": Registered("anthropic", "anthropic"),
+    "anthropic_vertex": Registered("anthropic", "anthropic"),
+    "gemini": Registered("gemini", "gemini"),
+    "gemini_vertex": Registered("gemini", "gemini"),
+    "mcp_sampling": Registered("mcp_sampling", "mcp_sampling"),
+    "openai": Registered("openai", "openai"),
+    "scripted": Registered("scripted", "scripted"),
 }
 
 
-def _module(provider: str) -> ModuleType:
-    return importlib.import_module(f"{__name__}.{_MODULES[provider]}")  # names are validated by config
+def entry(provider: str) -> ProviderEntry:
+    """The `ENTRY` of the module serving `provider` (imported on first use)."""
+    registered = REGISTRY.get(provider)
+    if registered is None:  # config validates names; a caller building settings by hand may not
+        raise ProgramError(f"unknown provider '{provider}'; known providers: {', '.join(sorted(REGISTRY))}")
+    found = importlib.import_module(f"{__name__}.{registered.module}").ENTRY
+    assert isinstance(found, ProviderEntry), f"{registered.module}.ENTRY is not a ProviderEntry"
+    return found
+
+
+def family(provider: str) -> str:
+    """Providers whose messages replay on each other share a family (anthropic_vertex: anthropic)."""
+    registered = REGISTRY.get(provider)
+    return registered.family if registered else provider
 
 
 def supported_parameters(model: ModelConfig) -> tuple[frozenset[str], str]:
     """The [parameters] keys the program's provider (and API route) accepts, and its name for errors."""
-    module = _module(model.provider)
-    route = getattr(module, "parameters_for", None)
-    if route is not None:
-        parameters, where = route(model)
-        return parameters, where
-    return module.PARAMETERS, f"provider '{model.provider}'"
+    return entry(model.provider).parameters(model)
 
 
 def warm_up(providers: Iterable[str]) -> None:
-    """Import what the first request of each of these providers needs: the modules a provider
-    module names in WARM_UP (its SDK, the aiohttp transport, the request's resources). Slow (the
+    """Import what the first request of each of these providers needs: the modules its entry
+    names in `warm_up` (its SDK, the aiohttp transport, the request's resources). Slow (the
     Anthropic SDK alone takes a second or more): the MCP server does it in a thread once it
     serves, so its first call costs what the next does."""
     for provider in sorted(set(providers)):
-        for name in getattr(_module(provider), "WARM_UP", ()):
+        for name in entry(provider).warm_up:
             importlib.import_module(name)
 
 
-def create_provider(program: LLMProgram, kernel: Kernel) -> Provider:
+def create_provider(settings: ProviderSettings, clients: ClientPool) -> Provider:
     """A fresh provider instance for one process."""
-    return _module(program.provider).create(program, kernel)
+    return entry(settings.provider).create(settings, clients)

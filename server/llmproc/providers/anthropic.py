@@ -9,7 +9,7 @@ does not retry, are retried here when no text has been emitted yet.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import ProviderError
 from ..messages import (
@@ -22,14 +22,18 @@ from ..messages import (
 )
 from ..result import Usage
 from . import vertex
-from .base import ConversionCache, ProviderRequest, ProviderResponse
+from .base import (
+    ClientPool,
+    ConversionCache,
+    ProviderEntry,
+    ProviderRequest,
+    ProviderResponse,
+    ProviderSettings,
+    fixed_parameters,
+)
 from .credentials import api_key_from, missing_key
 from .retry import TextSink, request_with_retries
 from .sdk_errors import map_credentials_error, map_sdk_error, retried_by_sdk
-
-if TYPE_CHECKING:
-    from ..kernel import Kernel
-    from ..program import LLMProgram
 
 PARAMETERS = frozenset(
     {"max_tokens", "temperature", "top_p", "top_k", "stop", "thinking", "reasoning_effort"}
@@ -45,17 +49,20 @@ _SAMPLING_IN_BODY = ("temperature", "top_p", "top_k")
 WARM_UP = ("anthropic", "anthropic.resources.messages", "anthropic.lib.streaming", "httpcore2")
 
 
-def create(program: LLMProgram, kernel: Kernel) -> AnthropicProvider:
-    return AnthropicProvider(program, kernel)
+def create(settings: ProviderSettings, clients: ClientPool) -> AnthropicProvider:
+    return AnthropicProvider(settings, clients)
+
+
+ENTRY = ProviderEntry(create=create, parameters=fixed_parameters(PARAMETERS), warm_up=WARM_UP)
 
 
 class AnthropicProvider:
-    def __init__(self, program: LLMProgram, kernel: Kernel) -> None:
-        self.name = program.provider
-        self._model = program.config.model
-        self._kernel = kernel
+    def __init__(self, settings: ProviderSettings, clients: ClientPool) -> None:
+        self.name = settings.provider
+        self._model = settings.model
+        self._clients = clients
         self._converted = ConversionCache(self._convert)
-        self._options = self._request_options(program)
+        self._options = self._request_options(settings)
 
     # -- client --------------------------------------------------------------------------------
 
@@ -64,7 +71,7 @@ class AnthropicProvider:
         if self.name == "anthropic_vertex":
             token = vertex.access_token(model, self.name)
             key: tuple[Any, ...] = ("anthropic_vertex", model.base_url, model.project_id, model.region, token)
-            return self._kernel.shared_client(
+            return self._clients.shared_client(
                 (*key, model.timeout, model.max_retries), lambda: self._new_vertex(token)
             )
         env_name = model.api_key_env or "ANTHROPIC_API_KEY"
@@ -77,7 +84,7 @@ class AnthropicProvider:
         if not api_key and not auth_token:
             raise missing_key([env_name], provider="anthropic", named_in_program=bool(model.api_key_env))
         key = ("anthropic", model.base_url, api_key, auth_token, model.timeout, model.max_retries)
-        return self._kernel.shared_client(key, lambda: self._new_client(api_key, auth_token))
+        return self._clients.shared_client(key, lambda: self._new_client(api_key, auth_token))
 
     def _new_client(self, api_key: str | None, auth_token: str | None) -> Any:
         import anthropic
@@ -117,8 +124,8 @@ class AnthropicProvider:
 
     # -- request -------------------------------------------------------------------------------
 
-    def _request_options(self, program: LLMProgram) -> dict[str, Any]:
-        params = program.config.parameters
+    def _request_options(self, settings: ProviderSettings) -> dict[str, Any]:
+        params = settings.parameters
         budget = params.thinking.budget_tokens if params.thinking else None
         options: dict[str, Any] = {
             "model": self._model.name,

@@ -14,13 +14,37 @@ it is installed; anthropic and openai are given their `DefaultAioHttpClient`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
+from ..config import ModelConfig, ParametersConfig, ScriptedConfig
 from ..messages import Message
 from ..result import Usage
+from ..shared_clients import Closer
 from ..tools.base import ToolSpec
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSettings:
+    """What a provider is built from: the program's [model], [parameters] and [scripted]
+    sections and, for the scripted provider, a Python script; never the whole program."""
+
+    model: ModelConfig
+    parameters: ParametersConfig
+    scripted: ScriptedConfig | None = None
+    script: Callable[[Sequence[Message]], Any] | None = None
+
+    @property
+    def provider(self) -> str:
+        return self.model.provider
+
+
+class ClientPool(Protocol):
+    """Where a provider gets its SDK client: one per event loop and configuration, shared by
+    every process that uses it and closed with the loop (the kernel is one)."""
+
+    def shared_client(self, key: Hashable, factory: Callable[[], Any], close: Closer = ...) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +92,26 @@ class ConversionCache(Generic[T]):
             live = {m.id for m in messages}
             self._items = {k: v for k, v in items.items() if k in live}
         return converted
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEntry:
+    """What a provider module offers the registry, as its module-level `ENTRY`.
+
+    `create` builds the provider of one process; `parameters` says which [parameters] keys the
+    program's route accepts (and how errors name that route), which is how programs are
+    validated; `warm_up` names the modules its first request imports (see `providers.warm_up`).
+    """
+
+    create: Callable[[ProviderSettings, ClientPool], Provider]
+    parameters: Callable[[ModelConfig], tuple[frozenset[str], str]]
+    warm_up: tuple[str, ...] = ()
+
+
+def fixed_parameters(names: frozenset[str]) -> Callable[[ModelConfig], tuple[frozenset[str], str]]:
+    """The `parameters` of a provider that accepts the same keys on every route."""
+
+    def parameters(model: ModelConfig) -> tuple[frozenset[str], str]:
+        return names, f"provider '{model.provider}'"
+
+    return parameters

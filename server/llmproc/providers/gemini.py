@@ -14,20 +14,24 @@ import base64
 import itertools
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import ProviderError
 from ..messages import ImageBlock, Message, TextBlock, ThinkingBlock, ToolCallBlock, ToolResultBlock
 from ..result import Usage
 from . import vertex
-from .base import ConversionCache, ProviderRequest, ProviderResponse
+from .base import (
+    ClientPool,
+    ConversionCache,
+    ProviderEntry,
+    ProviderRequest,
+    ProviderResponse,
+    ProviderSettings,
+    fixed_parameters,
+)
 from .credentials import api_key_from, missing_key
 from .retry import TextSink, request_with_retries
 from .sdk_errors import connection_failure, is_retryable_status, map_credentials_error, unreadable_reply
-
-if TYPE_CHECKING:
-    from ..kernel import Kernel
-    from ..program import LLMProgram
 
 _SDK_RETRIED_STATUSES = (408, 409, 429, 500, 502, 503, 504)
 """google-genai retries these statuses; connection errors and unreadable replies are retried here."""
@@ -44,16 +48,19 @@ _call_ids = itertools.count(1)
 WARM_UP = ("google.genai", "google.genai.types", "google.genai.errors", "aiohttp", "httpcore2")
 
 
-def create(program: LLMProgram, kernel: Kernel) -> GeminiProvider:
-    return GeminiProvider(program, kernel)
+def create(settings: ProviderSettings, clients: ClientPool) -> GeminiProvider:
+    return GeminiProvider(settings, clients)
+
+
+ENTRY = ProviderEntry(create=create, parameters=fixed_parameters(PARAMETERS), warm_up=WARM_UP)
 
 
 class GeminiProvider:
-    def __init__(self, program: LLMProgram, kernel: Kernel) -> None:
-        self.name = program.provider
-        self._model = program.config.model
-        self._params = program.config.parameters
-        self._kernel = kernel
+    def __init__(self, settings: ProviderSettings, clients: ClientPool) -> None:
+        self.name = settings.provider
+        self._model = settings.model
+        self._params = settings.parameters
+        self._clients = clients
         self._converted = ConversionCache(_content)
 
     # -- client --------------------------------------------------------------------------------
@@ -63,7 +70,7 @@ class GeminiProvider:
         if self.name == "gemini_vertex":
             token = vertex.access_token(model, self.name)
             key: tuple[Any, ...] = ("gemini_vertex", model.project_id, model.region, model.base_url, token)
-            return self._kernel.shared_client(
+            return self._clients.shared_client(
                 (*key, model.timeout, model.max_retries), lambda: self._new(None, token), _close
             )
         names = [model.api_key_env] if model.api_key_env else ["GEMINI_API_KEY", "GOOGLE_API_KEY"]
@@ -71,7 +78,7 @@ class GeminiProvider:
         if not api_key:
             raise missing_key(names, provider="gemini", named_in_program=bool(model.api_key_env))
         key = ("gemini", model.base_url, api_key, model.timeout, model.max_retries)
-        return self._kernel.shared_client(key, lambda: self._new(api_key, None), _close)
+        return self._clients.shared_client(key, lambda: self._new(api_key, None), _close)
 
     def _new(self, api_key: str | None, token: str | None) -> Any:
         from google import genai

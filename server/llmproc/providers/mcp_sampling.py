@@ -16,16 +16,19 @@ import warnings
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import ProviderError
 from ..messages import ImageBlock, Message, TextBlock, ToolCallBlock, ToolResultBlock
 from ..result import Usage
-from .base import ProviderRequest, ProviderResponse
-
-if TYPE_CHECKING:
-    from ..kernel import Kernel
-    from ..program import LLMProgram
+from .base import (
+    ClientPool,
+    ProviderEntry,
+    ProviderRequest,
+    ProviderResponse,
+    ProviderSettings,
+    fixed_parameters,
+)
 
 PARAMETERS = frozenset({"max_tokens", "temperature", "stop"})
 DEFAULT_MAX_TOKENS = 4096
@@ -47,16 +50,19 @@ class SamplingHost:
 sampling_host: ContextVar[SamplingHost | None] = ContextVar("llmproc_sampling_host", default=None)
 
 
-def create(program: LLMProgram, kernel: Kernel) -> MCPSamplingProvider:
-    return MCPSamplingProvider(program)
+def create(settings: ProviderSettings, clients: ClientPool) -> MCPSamplingProvider:
+    return MCPSamplingProvider(settings)
+
+
+ENTRY = ProviderEntry(create=create, parameters=fixed_parameters(PARAMETERS))
 
 
 class MCPSamplingProvider:
     name = "mcp_sampling"
 
-    def __init__(self, program: LLMProgram) -> None:
-        self.parameters = program.config.parameters
-        self.model_hint = program.config.model.name
+    def __init__(self, settings: ProviderSettings) -> None:
+        self.parameters = settings.parameters
+        self.model_hint = settings.model.name
 
     def _error(self, message: str) -> ProviderError:
         return ProviderError(message, provider=self.name)

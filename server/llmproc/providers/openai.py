@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..config import ModelConfig
 from ..errors import ProviderError
 from ..messages import (
     ImageBlock,
@@ -25,15 +26,17 @@ from ..messages import (
     tool_arguments_from_json,
 )
 from ..result import Usage
-from .base import ConversionCache, ProviderRequest, ProviderResponse
+from .base import (
+    ClientPool,
+    ConversionCache,
+    ProviderEntry,
+    ProviderRequest,
+    ProviderResponse,
+    ProviderSettings,
+)
 from .openai_common import REASONING_MODELS, OpenAIProvider, compact_json, usage_counts
 from .openai_responses import OpenAIResponsesProvider
 from .retry import TextSink, request_with_retries
-
-if TYPE_CHECKING:
-    from ..config import ModelConfig
-    from ..kernel import Kernel
-    from ..program import LLMProgram
 
 CHAT_PARAMETERS = frozenset(
     {"max_tokens", "temperature", "top_p", "stop", "frequency_penalty", "presence_penalty", "seed"}
@@ -72,22 +75,25 @@ _STOP_REASONS = {
 _missing_ids = itertools.count(1)
 
 
-def create(program: LLMProgram, kernel: Kernel) -> OpenAIProvider:
-    if uses_responses_api(program.config.model):
-        return OpenAIResponsesProvider(program, kernel)
-    return OpenAIChatProvider(program, kernel)
+def create(settings: ProviderSettings, clients: ClientPool) -> OpenAIChatProvider | OpenAIResponsesProvider:
+    if uses_responses_api(settings.model):
+        return OpenAIResponsesProvider(settings, clients)
+    return OpenAIChatProvider(settings, clients)
+
+
+ENTRY = ProviderEntry(create=create, parameters=parameters_for, warm_up=WARM_UP)
 
 
 class OpenAIChatProvider(OpenAIProvider):
-    def __init__(self, program: LLMProgram, kernel: Kernel) -> None:
-        super().__init__(program, kernel)
+    def __init__(self, settings: ProviderSettings, clients: ClientPool) -> None:
+        super().__init__(settings, clients)
         self._converted = ConversionCache(_convert)
-        self._options = self._request_options(program)
+        self._options = self._request_options(settings)
 
     # -- request -------------------------------------------------------------------------------
 
-    def _request_options(self, program: LLMProgram) -> dict[str, Any]:
-        params = program.config.parameters
+    def _request_options(self, settings: ProviderSettings) -> dict[str, Any]:
+        params = settings.parameters
         options: dict[str, Any] = {"model": self._model.name}
         if params.max_tokens is not None:
             # OpenAI's own API renamed it; compatible servers mostly know only the old name.

@@ -7,16 +7,13 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import ProviderError
 from ..result import Usage
+from .base import ClientPool, ProviderSettings
 from .credentials import api_key_from, missing_key
 from .sdk_errors import map_sdk_error, retried_by_sdk
-
-if TYPE_CHECKING:
-    from ..kernel import Kernel
-    from ..program import LLMProgram
 
 REASONING_MODELS = re.compile(r"^(o\d|gpt-5|codex)")
 """OpenAI's reasoning models: the Responses API route by default, with reasoning items replayed."""
@@ -25,10 +22,10 @@ REASONING_MODELS = re.compile(r"^(o\d|gpt-5|codex)")
 class OpenAIProvider:
     """What both OpenAI routes share: the client, its key, and error mapping."""
 
-    def __init__(self, program: LLMProgram, kernel: Kernel) -> None:
-        self.name = program.provider
-        self._model = program.config.model
-        self._kernel = kernel
+    def __init__(self, settings: ProviderSettings, clients: ClientPool) -> None:
+        self.name = settings.provider
+        self._model = settings.model
+        self._clients = clients
         self._base_url = self._model.base_url or os.environ.get("OPENAI_BASE_URL")
 
     def _client(self) -> Any:
@@ -40,7 +37,7 @@ class OpenAIProvider:
                 raise missing_key([env_name], provider="openai", named_in_program=bool(model.api_key_env))
             api_key = "EMPTY"  # keyless compatible servers; the SDK refuses an empty key
         key = ("openai", self._base_url, api_key, model.timeout, model.max_retries)
-        return self._kernel.shared_client(key, lambda: self._new_client(api_key))
+        return self._clients.shared_client(key, lambda: self._new_client(api_key))
 
     def _new_client(self, api_key: str) -> Any:
         import openai

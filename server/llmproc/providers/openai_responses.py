@@ -10,7 +10,7 @@ may not reference.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import ProviderError
 from ..messages import (
@@ -22,13 +22,9 @@ from ..messages import (
     ToolResultBlock,
     tool_arguments_from_json,
 )
-from .base import ConversionCache, ProviderRequest, ProviderResponse
+from .base import ClientPool, ConversionCache, ProviderRequest, ProviderResponse, ProviderSettings
 from .openai_common import REASONING_MODELS, OpenAIProvider, compact_json, usage_counts
 from .retry import TextSink, request_with_retries
-
-if TYPE_CHECKING:
-    from ..kernel import Kernel
-    from ..program import LLMProgram
 
 _ITEMS = "openai_items"
 """provider_data key: this reply's output items, in the form a later request replays them."""
@@ -36,13 +32,13 @@ _FATAL_STREAM_ERRORS = ("invalid", "context_length", "content_policy", "unsuppor
 
 
 class OpenAIResponsesProvider(OpenAIProvider):
-    def __init__(self, program: LLMProgram, kernel: Kernel) -> None:
-        super().__init__(program, kernel)
+    def __init__(self, settings: ProviderSettings, clients: ClientPool) -> None:
+        super().__init__(settings, clients)
         self._converted = ConversionCache(_convert)
-        self._options = self._request_options(program)
+        self._options = self._request_options(settings)
 
-    def _request_options(self, program: LLMProgram) -> dict[str, Any]:
-        params = program.config.parameters
+    def _request_options(self, settings: ProviderSettings) -> dict[str, Any]:
+        params = settings.parameters
         options: dict[str, Any] = {"model": self._model.name, "store": False}
         if params.max_tokens is not None:
             options["max_output_tokens"] = params.max_tokens

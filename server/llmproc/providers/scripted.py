@@ -11,17 +11,20 @@ from __future__ import annotations
 import inspect
 import itertools
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..config import ScriptedReply, ScriptedToolCall
 from ..errors import ProviderError
 from ..messages import Message, TextBlock, ThinkingBlock, ToolCallBlock
 from ..result import Usage
-from .base import ProviderRequest, ProviderResponse
-
-if TYPE_CHECKING:
-    from ..kernel import Kernel
-    from ..program import LLMProgram
+from .base import (
+    ClientPool,
+    ProviderEntry,
+    ProviderRequest,
+    ProviderResponse,
+    ProviderSettings,
+    fixed_parameters,
+)
 
 PARAMETERS = frozenset({"max_tokens", "temperature", "top_p", "stop", "seed"})
 
@@ -29,13 +32,16 @@ ScriptFunction = Callable[[Sequence[Message]], Any]
 _call_ids = itertools.count(1)
 
 
-def create(program: LLMProgram, kernel: Kernel) -> ScriptedProvider:
-    config = program.config.scripted
+def create(settings: ProviderSettings, clients: ClientPool) -> ScriptedProvider:
+    config = settings.scripted
     return ScriptedProvider(
         replies=list(config.replies) if config else [],
         when_exhausted=config.when_exhausted if config else "error",
-        function=program.scripted_function,
+        function=settings.script,
     )
+
+
+ENTRY = ProviderEntry(create=create, parameters=fixed_parameters(PARAMETERS))
 
 
 class ScriptedProvider:

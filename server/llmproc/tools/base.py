@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from ..messages import ImageBlock, TextBlock, ToolCallBlock
-
-if TYPE_CHECKING:
-    from ..process import RunState
+from ..run_state import RunState
 
 Access = Literal["read", "write", "admin"]
 ACCESS_RANK: dict[str, int] = {"read": 0, "write": 1, "admin": 2}

@@ -10,16 +10,14 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
 from ..errors import ProcessError
 from ..messages import ToolCallBlock, ToolResultBlock
+from ..run_state import RunState
 from .base import Access, CallContext, ToolOutcome, Toolset, ToolSpec, allows, current_call
-
-if TYPE_CHECKING:
-    from ..process import RunState
 
 OnFinished = Callable[[ToolCallBlock, ToolResultBlock, float], Awaitable[None]]
 OnStarted = Callable[[ToolCallBlock], Awaitable[None]]

@@ -7,17 +7,15 @@ child starts; a call that would exceed one gets an error result that says which 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
 from ..errors import LLMProcError
 from ..messages import Message, TextBlock, ToolResultBlock
+from ..result import RunResult
+from ..run_state import RunningProcess, RunState
 from .base import CallContext, ToolOutcome, ToolSpec, current_call
-
-if TYPE_CHECKING:
-    from ..process import LLMProcess, RunState
-    from ..result import RunResult
 
 SYSCALLS = ("spawn", "fork", "goto")
 
@@ -33,7 +31,7 @@ def _error(text: str) -> ToolOutcome:
     return ToolOutcome.text(text, is_error=True)
 
 
-def _limit_problem(process: LLMProcess, run: RunState, children: int) -> str | None:
+def _limit_problem(process: RunningProcess, run: RunState, children: int) -> str | None:
     limits = process.limits
     if process.depth >= limits.max_depth:
         return (
@@ -60,7 +58,7 @@ def _answer(result: RunResult) -> str:
 class SyscallToolset:
     """The system calls a program enabled, with schemas built from its linked programs."""
 
-    def __init__(self, process: LLMProcess, names: set[str]) -> None:
+    def __init__(self, process: RunningProcess, names: set[str]) -> None:
         self._process = process
         self._specs: list[ToolSpec] = []
         if "spawn" in names:
@@ -81,8 +79,8 @@ class SyscallToolset:
     # -- spawn ---------------------------------------------------------------------------------
 
     def _spawn_spec(self) -> ToolSpec:
-        linked = self._process.program.linked_program_paths
-        lines = [f"- {name}: {description or 'no description'}" for name, (_, description) in linked.items()]
+        linked = self._process.linked_programs
+        lines = [f"- {name}: {description or 'no description'}" for name, description in linked.items()]
         properties: dict[str, Any] = {
             "program_name": {
                 "type": "string",
@@ -91,7 +89,7 @@ class SyscallToolset:
             },
             "prompt": {"type": "string", "description": "The complete request for it; it sees nothing else."},
         }
-        if self._process.fds is not None:
+        if self._process.uses_descriptors:
             properties["fds"] = {
                 "type": "array",
                 "items": {"type": "string"},
@@ -115,8 +113,8 @@ class SyscallToolset:
     async def _spawn(self, arguments: dict[str, Any], run: RunState, context: CallContext) -> ToolOutcome:
         process = self._process
         name, prompt = arguments.get("program_name"), arguments.get("prompt")
-        linked = process.program.linked_program_paths
-        if name not in linked:
+        linked = process.linked_programs
+        if not isinstance(name, str) or name not in linked:
             return _error(f"unknown program '{name}'; linked programs: {', '.join(linked) or 'none'}")
         if not isinstance(prompt, str) or not prompt.strip():
             return _error("spawn needs a non-empty 'prompt'")
@@ -128,8 +126,7 @@ class SyscallToolset:
             return _error(problem)
         run.children_this_turn += 1
         try:
-            program = process.program.linked_program(name)
-            child = process.start_child(program)
+            child = process.start_linked(name)
             message = child.receive_descriptors(process, fds, prompt)
         except LLMProcError as err:
             return _error(f"spawn {name}: {err}")
@@ -157,12 +154,12 @@ class SyscallToolset:
         if problem:
             return _error(problem)
         run.children_this_turn += len(prompts)
-        history = [*run.base, *run.pending]  # ends with the assistant turn that called fork
+        history = run.messages  # ends with the assistant turn that called fork
         caller = history[-1]
         answers: list[str] = [""] * len(prompts)
 
         async def run_child(index: int, prompt: str) -> None:
-            child = process.start_child(process.program, history=history, fork=True)
+            child = process.start_fork(history)
             results = tuple(
                 ToolResultBlock(
                     call.id,
@@ -205,7 +202,7 @@ class SyscallToolset:
         if not isinstance(position, str) or not isinstance(message, str) or not message.strip():
             return _error("goto needs 'position' (a message id such as msg-3) and a non-empty 'message'")
         position = position.strip().strip("[]")
-        messages = [*run.base, *run.pending]
+        messages = run.messages
         index = next((i for i, m in enumerate(messages) if m.id == position), None)
         if index is None:
             return _error(
