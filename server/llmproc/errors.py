@@ -2,6 +2,7 @@
 
     LLMProcError
     ├── ProgramError        a program (TOML, dict or Python) is invalid; names file, key, line, fix
+    │   └── McpConfigError       the [mcp] / [tools.mcp] part of one; its key path, turned into a ProgramError
     ├── ProviderError       the model provider failed (status, message, provider); history untouched
     │   └── MissingAPIKeyError   no credentials; names the environment variable to set
     ├── ToolError           raised by a tool to send a clean message back to the model
@@ -9,9 +10,11 @@
     ├── ProcessError        the process can not do what was asked (closed, busy, limits)
     ├── SnapshotError       a snapshot can not be read or restored (format, version, provider)
     ├── StoreError          the state database can not be used (not one, another's, too new, held)
-    └── CatalogError        a programs directory can not be published (missing, a name collision)
+    ├── CatalogError        a programs directory can not be published (missing, a name collision)
+    └── ServeError          llmproc-mcp can not serve as asked (a transport it can not use)
 
-Tool failures go back to the model as error results; only control flow raises.
+Tool failures go back to the model as error results; only control flow raises. Calling the
+API with a value of the wrong Python type raises TypeError, as Python's own functions do.
 """
 
 from __future__ import annotations
@@ -27,6 +30,15 @@ class ProgramError(LLMProcError):
     def __init__(self, message: str, *, problems: list[str] | None = None) -> None:
         super().__init__(message)
         self.problems = problems or [message]
+
+
+class McpConfigError(ProgramError):
+    """A problem with the MCP part of a program; `loc` is the key path it concerns (the program
+    loader adds the file and line)."""
+
+    def __init__(self, message: str, loc: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.loc = loc
 
 
 class ProviderError(LLMProcError):
@@ -79,3 +91,7 @@ class StoreError(LLMProcError):
 
 class CatalogError(LLMProcError):
     """The directory can not be published (missing, or two programs with one tool name)."""
+
+
+class ServeError(LLMProcError):
+    """llmproc-mcp can not serve as asked: a transport it can not use in this environment."""

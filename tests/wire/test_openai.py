@@ -186,7 +186,9 @@ def test_our_request_matches_the_recorded_conversation():
     program = LLMProgram(model_name="gpt-4o-mini", provider="openai")
     tool = real["tools"][0]["function"]
     spec = ToolSpec(tool["name"], tool["description"], tool["parameters"])
-    ours = OpenAIChatProvider(program.provider_settings, Kernel()).build_request(ProviderRequest("", history, [spec]))
+    ours = OpenAIChatProvider(program.provider_settings, Kernel()).build_request(
+        ProviderRequest("", history, [spec])
+    )
     normalised = [{k: v for k, v in m.items() if v is not None} for m in ours["messages"]]
     assert normalised == real["messages"]
     assert ours["tools"] == real["tools"]

@@ -187,7 +187,9 @@ def test_api_is_an_openai_setting(write_program):
 
 
 def _provider() -> OpenAIResponsesProvider:
-    return OpenAIResponsesProvider(LLMProgram(model_name="o4-mini", provider="openai").provider_settings, Kernel())
+    return OpenAIResponsesProvider(
+        LLMProgram(model_name="o4-mini", provider="openai").provider_settings, Kernel()
+    )
 
 
 def test_history_from_another_provider_converts_and_images_reach_tools():

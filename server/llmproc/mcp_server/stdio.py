@@ -18,6 +18,8 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 
+from ..errors import ServeError
+
 _QUEUED_LINES = 16
 """Lines read ahead of the server; past that the reader waits (backpressure, as the SDK's)."""
 
@@ -61,7 +63,7 @@ def claimed_stdin() -> Iterator[int]:
     try:
         sys.stdin.fileno()
     except (AttributeError, OSError, ValueError):
-        raise RuntimeError("stdin is not a file descriptor; the stdio transport needs one") from None
+        raise ServeError("stdin is not a file descriptor; the stdio transport needs one") from None
     private = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)

@@ -20,16 +20,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..config import AccessLevel, McpServerConfig, McpToolConfig, McpToolSelection, ProgramConfig
+from ..errors import McpConfigError
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-class McpConfigError(ValueError):
-    """A problem with the MCP part of a program; `loc` is the key path it concerns."""
-
-    def __init__(self, message: str, loc: tuple[str, ...]) -> None:
-        super().__init__(message)
-        self.loc = loc
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 import anyio
 
-from ..errors import LLMProcError
+from ..errors import LLMProcError, ProcessError
 from ..messages import Message, TextBlock, ToolResultBlock
 from ..result import RunResult
 from ..run_state import RunningProcess, RunState
@@ -23,7 +23,7 @@ SYSCALLS = ("spawn", "fork", "goto")
 def _context() -> CallContext:
     context = current_call.get()
     if context is None:
-        raise RuntimeError("system calls run only inside a process's run")
+        raise ProcessError("system calls run only inside a process's run")
     return context
 
 
