@@ -6,6 +6,7 @@
     ├── ProviderError       the model provider failed (status, message, provider); history untouched
     │   └── MissingAPIKeyError   no credentials; names the environment variable to set
     ├── ToolError           raised by a tool to send a clean message back to the model
+    │   └── RequestError         llmproc-mcp's own tools refuse a client's call (whose process, which program)
     ├── McpServerError      an MCP server failed to start; names the server and its command
     ├── ProcessError        the process can not do what was asked (closed, busy, limits)
     ├── SnapshotError       a snapshot can not be read or restored (format, version, provider)
@@ -91,6 +92,11 @@ class StoreError(LLMProcError):
 
 class CatalogError(LLMProcError):
     """The directory can not be published (missing, or two programs with one tool name)."""
+
+
+class RequestError(ToolError):
+    """llmproc-mcp can not do what a client asked: an unknown or busy process, an unknown
+    program, a state database that could not keep the result. The client sees the message."""
 
 
 class ServeError(LLMProcError):

@@ -22,7 +22,7 @@ from . import env_info
 from .config import LinkedProgramConfig, ProgramConfig
 from .errors import ProgramError
 from .program_errors import find_line, format_validation_error, suggest
-from .providers import supported_parameters
+from .providers import asks_client, supported_parameters
 from .providers.base import ProviderSettings
 from .special_files import kind_of
 from .tools.mcp_config import McpConfigError, McpServerSpec, ToolChoice, resolve_mcp
@@ -307,6 +307,11 @@ class LLMProgram:
         """Register a Python function as a tool of processes started from this program."""
         self.function_tools.append(function)
         return self
+
+    @property
+    def asks_client(self) -> bool:
+        """Whether each model turn is a request to the MCP client running this program."""
+        return asks_client(self.config.model.provider)
 
     @property
     def provider_settings(self) -> ProviderSettings:

@@ -96,7 +96,7 @@ async def test_sessionless_spawns_are_capped_and_never_push_out_a_sessions_proce
 
 
 async def _counts(table) -> tuple[int, int]:
-    handles = list(table._handles.values())
+    handles = table.handles()
     return sum(h.owner is not None for h in handles), sum(h.owner is None for h in handles)
 
 

@@ -14,7 +14,8 @@ LAYERS: list[tuple[str, ...]] = [
     # 0: the vocabulary every layer speaks
     (
         "errors", "messages", "result", "events", "config", "version", "budget", "special_files",
-        "_sync", "env_info", "program_errors", "shared_clients", "tools.mcp_config",
+        "_sync", "env_info", "program_errors", "shared_clients", "tools.mcp_config", "composition",
+        "client_channel",
     ),
     # 1: the two seams, and a run as the tools see it
     ("run_state", "tools", "tools.base", "providers.base"),

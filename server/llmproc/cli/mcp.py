@@ -194,10 +194,10 @@ async def serve(
 ) -> int:
     """Run the server until cancelled; `started` is handed the LLMProcServer (for embedding, tests).
     `own_process`: the server is the whole process (the CLI), so it may tune the process itself."""
+    from ..composition import DEPTH_VARIABLE, composition_depth
     from ..mcp_server.app import LLMProcServer
     from ..mcp_server.catalog import Catalog, CatalogError
     from ..mcp_server.handles import ProcessTable
-    from ..tools.mcp import DEPTH_VARIABLE, composition_depth
 
     depth = composition_depth()
     if depth > args.max_depth:
@@ -414,7 +414,7 @@ async def _serve_http(server: Any, args: argparse.Namespace, listener: socket.so
 
     security = _transport_security(args)
     if args.transport == "sse":
-        app: Any = server.mcp.sse_app(host=args.host, transport_security=security)
+        app: Any = server.mcp.sse_app(transport_security=security)
     else:
         app = server.mcp.streamable_http_app(
             host=args.host, session_idle_timeout=args.session_timeout, transport_security=security

@@ -12,9 +12,11 @@ import asyncio
 import logging
 import warnings
 from contextvars import ContextVar
-from typing import Any
 
-current_client: ContextVar[Any | None] = ContextVar("llmproc_log_client", default=None)
+from .tool_server import ToolCall
+
+current_call: ContextVar[ToolCall | None] = ContextVar("llmproc_log_call", default=None)
+"""The tool call whose run is in progress (set by the server around each run)."""
 
 _LEVELS = {
     logging.DEBUG: "debug",
@@ -33,24 +35,26 @@ class ClientLogHandler(logging.Handler):
         self._pending: set[asyncio.Task[None]] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
-        ctx = current_client.get()
-        if ctx is None:
+        call = current_call.get()
+        if call is None:
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
         level = _LEVELS.get(record.levelno, "info")
-        task = loop.create_task(_send(ctx, level, self.format(record), record.name))
+        task = loop.create_task(_send(call, level, self.format(record), record.name))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
 
-async def _send(ctx: Any, level: str, text: str, logger: str) -> None:
+async def _send(call: ToolCall, level: str, text: str, logger: str) -> None:
     try:
         with warnings.catch_warnings():  # logging is deprecated in the 2026-07-28 protocol, not gone
             warnings.simplefilter("ignore")
-            await ctx.log(level, text, logger_name=logger)
+            await call.session.send_log_message(
+                level, text, logger=logger, related_request_id=call.request_id
+            )
     except Exception:  # the client went away, or takes no log messages
         pass
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..errors import ToolError
+from ..errors import RequestError
 from ..process import LLMProcess
 from ..program import LLMProgram
 from ..store import Persisted, iso_utc
@@ -80,7 +80,7 @@ class ProcessTable:
         self, name: str, program: LLMProgram, owner: Owner, *, process: LLMProcess | None = None
     ) -> Handle:
         if owner is not None and len(self._owned.get(owner, ())) >= self.max_per_caller:
-            raise ToolError(
+            raise RequestError(
                 f"you have {self.max_per_caller} live processes, the most one client may keep; "
                 "reset some (reset with process_id) or wait for idle ones to expire"
             )
@@ -104,7 +104,7 @@ class ProcessTable:
     def get(self, process_id: str, owner: Owner) -> Handle:
         handle = self._handles.get(process_id)
         if handle is None or (handle.owner is not None and handle.owner != owner):
-            raise ToolError(f"unknown process '{process_id}'")
+            raise RequestError(f"unknown process '{process_id}'")
         return handle
 
     def default_id(self, owner: Owner, name: str) -> str | None:
@@ -156,7 +156,7 @@ class ProcessTable:
         is the caller's error."""
         idle = [h for i in may_leave if not (h := self._handles[i]).process.running]
         if not idle:
-            raise ToolError(f"{full}; try again when some have finished")
+            raise RequestError(f"{full}; try again when some have finished")
         oldest = min(idle, key=lambda h: h.last_used)
         self._forget(oldest)
         self.evicted.append(oldest)
@@ -176,3 +176,7 @@ class ProcessTable:
 
     def __len__(self) -> int:
         return len(self._handles)
+
+    def handles(self) -> list[Handle]:
+        """Every process in memory."""
+        return list(self._handles.values())

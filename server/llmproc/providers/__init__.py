@@ -21,6 +21,8 @@ from .base import ClientPool, Provider, ProviderEntry, ProviderSettings
 class Registered:
     module: str
     family: str
+    asks_client: bool = False
+    """The provider is the MCP client's own model (it needs the client channel, client_channel.py)."""
 
 
 REGISTRY: dict[str, Registered] = {
@@ -28,7 +30,7 @@ REGISTRY: dict[str, Registered] = {
     "anthropic_vertex": Registered("anthropic", "anthropic"),
     "gemini": Registered("gemini", "gemini"),
     "gemini_vertex": Registered("gemini", "gemini"),
-    "mcp_sampling": Registered("mcp_sampling", "mcp_sampling"),
+    "mcp_sampling": Registered("mcp_sampling", "mcp_sampling", asks_client=True),
     "openai": Registered("openai", "openai"),
     "scripted": Registered("scripted", "scripted"),
 }
@@ -48,6 +50,12 @@ def family(provider: str) -> str:
     """Providers whose messages replay on each other share a family (anthropic_vertex: anthropic)."""
     registered = REGISTRY.get(provider)
     return registered.family if registered else provider
+
+
+def asks_client(provider: str) -> bool:
+    """Whether the provider's model is the MCP client's (each turn is a request to the client)."""
+    registered = REGISTRY.get(provider)
+    return registered is not None and registered.asks_client
 
 
 def supported_parameters(model: ModelConfig) -> tuple[frozenset[str], str]:

@@ -4,8 +4,8 @@ A program with `provider = "mcp_sampling"` needs no API key: when llmproc-mcp ru
 client, each model turn becomes a sampling request to that client (Claude Desktop, VS Code,
 ...), with the program's tools when the client supports tool use in sampling. On 2025-era
 connections that is a `sampling/createMessage` request; under 2026-07-28 the server hands it
-back as an input_required round (`SamplingHost.ask`). The MCP server puts the calling session
-in `sampling_host` for the length of a run; outside llmproc-mcp, or with a client that offers
+back as an input_required round (`ClientChannel.ask`). The MCP server puts the calling client
+in `client_channel.current_client` for the length of a run; outside llmproc-mcp, or with a client that offers
 no sampling, a run fails with one clear `ProviderError`. Sampling reports no usage, so cost is
 unknown.
 """
@@ -13,11 +13,9 @@ unknown.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 
+from ..client_channel import current_client
 from ..errors import ProviderError
 from ..messages import ImageBlock, Message, TextBlock, ToolCallBlock, ToolResultBlock
 from ..result import Usage
@@ -32,22 +30,6 @@ from .base import (
 
 PARAMETERS = frozenset({"max_tokens", "temperature", "stop"})
 DEFAULT_MAX_TOKENS = 4096
-
-
-@dataclass(frozen=True)
-class SamplingHost:
-    """The MCP session of the client whose tool call is running, and that call's request id.
-
-    `ask`, when set, delivers a sampling request another way: under MCP 2026-07-28 the server
-    returns it to the client as an input_required round and resumes when the answer comes back.
-    """
-
-    session: Any
-    request_id: Any
-    ask: Callable[[Any], Awaitable[Any]] | None = None
-
-
-sampling_host: ContextVar[SamplingHost | None] = ContextVar("llmproc_sampling_host", default=None)
 
 
 def create(settings: ProviderSettings, clients: ClientPool) -> MCPSamplingProvider:
@@ -71,7 +53,7 @@ class MCPSamplingProvider:
         import mcp_types as types
         from mcp.shared.exceptions import MCPError
 
-        host = sampling_host.get()
+        host = current_client.get()
         if host is None:
             raise self._error(
                 "provider 'mcp_sampling' asks the MCP client for completions, so it runs only inside "

@@ -21,11 +21,11 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Iterator
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 
+from ..composition import DEPTH_HEADER, DEPTH_VARIABLE, composition_depth
 from ..errors import McpServerError
 from ..messages import ImageBlock, TextBlock
 from .base import ToolOutcome, ToolSpec
@@ -40,26 +40,6 @@ log = logging.getLogger("llmproc.mcp")
 START_TIMEOUT = 60.0
 """Seconds a server may take from launch to answering the handshake."""
 _STOP_TIMEOUT = 5.0
-DEPTH_VARIABLE = "LLMPROC_MCP_DEPTH"
-"""Set for every stdio server we start: how deeply llmproc-mcp servers are nested, to stop cycles."""
-DEPTH_HEADER = "X-LLMProc-Depth"
-"""The same count on every request to an HTTP server, which llmproc-mcp reads per request."""
-
-request_depth: ContextVar[int | None] = ContextVar("llmproc_mcp_depth", default=None)
-"""Set by llmproc-mcp while it serves a request that arrived with a depth (HTTP)."""
-
-
-def composition_depth() -> int:
-    """How many llmproc-mcp servers the current work is nested in (0 when a person started it)."""
-    depth = request_depth.get()
-    if depth is not None:
-        return depth
-    try:
-        return max(0, int(os.environ.get(DEPTH_VARIABLE, "0")))
-    except ValueError:
-        return 0
-
-
 _NAME_LIMIT = 64  # the strictest provider limit on tool names
 
 

@@ -1,0 +1,76 @@
+"""Who is calling, how deeply nested the call is, and how each handshake-era client hears
+that the tools changed.
+
+An owner names the caller a process belongs to: the stdio connection, an SSE connection or a
+2025-era Streamable HTTP session; None when there is none (2026-07-28 has no sessions, so a
+process belongs to whoever holds its unguessable id).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from ..composition import DEPTH_HEADER, composition_depth
+from .handles import Owner
+from .tool_server import ToolCall
+
+Transport = Literal["stdio", "sse", "streamable-http"]
+
+
+def is_sessionless(call: ToolCall) -> bool:
+    """Whether the request came in the 2026-07-28 era, which has no sessions."""
+    return str(call.protocol_version or "").startswith("2026")
+
+
+def caller_of(call: ToolCall, transport: Transport) -> Owner:
+    """Who is calling: the connection, or a 2025-era HTTP session; None when there is neither.
+
+    Only a session the SDK's transport knows names a caller: a 2026-07-28 request has no
+    session, so an `mcp-session-id` header on one (a 2025-era session's, or made up) is the
+    caller's own choice and must never pass for an identity."""
+    if transport == "stdio":
+        return "stdio"  # one client per server process
+    request = call.http_request
+    if request is None:
+        return None
+    if transport == "sse":  # the connection itself: its id is checked by the transport
+        session = request.query_params.get("session_id")
+        return f"sse:{session}" if session else None
+    if is_sessionless(call):
+        return None
+    session = request.headers.get("mcp-session-id")
+    return f"http:{session}" if session else None
+
+
+def depth_of(call: ToolCall) -> int:
+    """How deeply this request is nested: its depth header over HTTP, else this server's own."""
+    request = call.http_request
+    given = request.headers.get(DEPTH_HEADER) if request is not None else None
+    if given is not None:
+        try:
+            return max(0, int(given))
+        except ValueError:
+            pass
+    return composition_depth()
+
+
+class LegacySessions:
+    """The latest session of each handshake-era caller: how it hears tools/list_changed (the
+    2026-07-28 era listens on subscriptions/listen instead)."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, Any] = {}
+
+    def seen(self, call: ToolCall, owner: Owner) -> None:
+        if owner is not None and not is_sessionless(call):
+            self._sessions[owner] = call.session
+
+    def forget(self, owner: str) -> None:
+        self._sessions.pop(owner, None)
+
+    async def tell_tools_changed(self) -> None:
+        for owner, session in list(self._sessions.items()):
+            try:
+                await session.send_tool_list_changed()
+            except Exception:  # the client has gone
+                self._sessions.pop(owner, None)
