@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .errors import ProcessError
+
 Role = Literal["user", "assistant"]
 
 
@@ -119,3 +121,16 @@ def tool_arguments_from_json(raw: str | None) -> dict[str, Any]:
     except json.JSONDecodeError:
         return {"_raw_arguments": raw}
     return value if isinstance(value, dict) else {"value": value}
+
+
+def check_unicode(message: str) -> None:
+    """Refuse text that is not Unicode (a lone surrogate, which JSON can carry): no provider
+    API can be sent it and no store can keep it, so it must fail before anything is sent."""
+    try:
+        message.encode("utf-8")
+    except UnicodeEncodeError as err:
+        code = ord(message[err.start])
+        raise ProcessError(
+            f"the message is not valid Unicode text: it holds a lone surrogate (U+{code:04X}) at "
+            f"character {err.start}; send text with each surrogate paired, or without them"
+        ) from None

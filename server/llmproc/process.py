@@ -11,33 +11,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import _sync
 from . import snapshot as snapshot_module
-from .budget import CostBudget
-from .config import LimitsConfig
-from .errors import McpServerError, ProcessError
+from .errors import ProcessError
 from .events import EventCallback
 from .kernel import Kernel, default_kernel
+from .limits import Limits, limits_for
 from .loop import TurnHook, Turns, run_turns
-from .messages import Message, TextBlock, ToolResultBlock, new_message_id
+from .messages import Message, TextBlock, check_unicode, new_message_id
+from .process_tools import ProcessTools
 from .program import LLMProgram
 from .providers import create_provider
 from .providers.base import Provider
 from .providers.pricing import cost_usd, price_from_config
 from .result import RunResult, Usage, add_cost
 from .run_state import RunState
-from .tools.base import ToolSpec, lowest
-from .tools.calculator import calculator
-from .tools.fd import REFERENCE_INSTRUCTIONS, FileDescriptors, fd_tools
-from .tools.files import FileRoots, file_tools
-from .tools.functions import FunctionToolset
-from .tools.mcp import McpToolset
-from .tools.router import ToolRouter
-from .tools.syscalls import SYSCALLS, SyscallToolset
+from .tools.base import ToolSpec
+from .tools.fd import REFERENCE_INSTRUCTIONS, FileDescriptors
 from .turn_hooks import CostBudgetHook, GotoHook, ReferenceCapture
 
 log = logging.getLogger("llmproc")
@@ -80,25 +74,20 @@ class LLMProcess:
         self.cost_usd: float | None = 0.0
         self._price = price_from_config(program.config.model.pricing)
         config = program.config
-        self.depth, self.limits, self.budget = _limits(config.limits, parent, nested)
-        self._builtin: set[str] = set(config.tools.builtin)
-        self._show_ids = "goto" in self._builtin
-        fds_on = config.file_descriptor.enabled or bool(self._builtin & {"read_fd", "fd_to_file"})
+        self._limits: Limits = limits_for(config.limits, parent._limits if parent else None, nested)
+        self.depth, self.limits, self.budget = self._limits.depth, self._limits.config, self._limits.budget
+        builtin = set(config.tools.builtin)
+        self._show_ids = "goto" in builtin
+        fds_on = config.file_descriptor.enabled or bool(builtin & {"read_fd", "fd_to_file"})
         if parent is not None and parent.fds is not None and inherit_descriptors:
             self.fds: FileDescriptors | None = parent.fds.copy()
         else:
             self.fds = FileDescriptors(config.file_descriptor) if fds_on else None
-        self._roots = (
-            FileRoots([program.resolve(r) for r in config.tools.roots] or [Path.cwd()])
-            if self._builtin & _FILE_TOOLS
-            else None
-        )
+        self._tools = ProcessTools(program, self.kernel, self.fds, self.limits.max_access)
         references = self.fds is not None and config.file_descriptor.enable_references
         self._system_prompt = "\n\n".join(
             p for p in (program.system_prompt, REFERENCE_INSTRUCTIONS if references else "") if p
         )
-        self._router: ToolRouter | None = None
-        self._mcp: list[McpToolset] | None = None
         self.kernel.register(self)
 
     @classmethod
@@ -225,7 +214,7 @@ class LLMProcess:
 
     async def tool_specs(self) -> list[ToolSpec]:
         """The tools the model sees (this starts the program's MCP servers)."""
-        return (await self._tools()).specs
+        return (await self._tools.router(self)).specs
 
     def add_callback(self, callback: EventCallback) -> None:
         """Receive the events of every run (text deltas, tool calls, finished turns)."""
@@ -293,7 +282,7 @@ class LLMProcess:
             raise TypeError(f"run() takes the user message as a str, not {type(message).__name__}")
         if not message.strip():  # every provider refuses an empty user turn: say so before sending
             raise ProcessError("run() needs a message: this one is empty")
-        _check_unicode(message)
+        check_unicode(message)
         callbacks = [*self._callbacks, on_event] if on_event else self._callbacks
         return await self._locked_run(message, callbacks)
 
@@ -330,66 +319,16 @@ class LLMProcess:
             self._provider = create_provider(self.program.provider_settings, self.kernel)
         return self._provider
 
-    async def _tools(self) -> ToolRouter:
-        """The tool router, built on first use: MCP servers start here, not at load time."""
-        if self._router is not None:
-            return self._router
-        toolsets: list[Any] = [FunctionToolset(self.program.function_tools)]
-        functions: list[Callable[..., Any]] = []
-        if self._roots is not None:
-            functions += file_tools(self._roots, self._builtin)
-        if "calculator" in self._builtin:
-            functions.append(calculator)
-        if self.fds is not None:
-            functions += fd_tools(lambda: self._fd_table(), self._roots, self._builtin)
-        if functions:
-            toolsets.append(FunctionToolset(functions))
-        if self._builtin & set(SYSCALLS):
-            toolsets.append(SyscallToolset(self, self._builtin))
-        toolsets += await self._mcp_toolsets()
-        config = self.program.config
-        self._router = ToolRouter(
-            toolsets,
-            timeout=config.model.tool_timeout,
-            aliases=config.tools.aliases,
-            max_access=self.limits.max_access,
-        )
-        return self._router
-
-    def _fd_table(self) -> FileDescriptors:
-        assert self.fds is not None
-        return self.fds
-
-    async def _mcp_toolsets(self) -> list[McpToolset]:
-        program = self.program
-        if not program.mcp_servers:
-            return []
-        if self._mcp is None:
-            self._mcp = [
-                McpToolset(
-                    self.kernel.mcp.acquire(spec), program.mcp_tools[name], program.config.model.tool_timeout
-                )
-                for name, spec in program.mcp_servers.items()
-            ]
-        outcomes = await asyncio.gather(*(t.load() for t in self._mcp), return_exceptions=True)
-        failures = [o for o in outcomes if isinstance(o, BaseException)]
-        for failure in failures:
-            if not isinstance(failure, McpServerError):
-                raise failure
-        if failures:
-            raise McpServerError("\n".join(str(f) for f in failures))
-        return self._mcp
-
     async def _run(self, user_message: Message, callbacks: Sequence[EventCallback]) -> RunResult:
         """One run: the turns (loop.py), then what they added joins the history."""
         turns = Turns(
             provider=self._provider_instance(),
-            tools=await self._tools(),
+            tools=await self._tools.router(self),
             system_prompt=self._system_prompt,
             max_iterations=self.program.config.model.max_iterations,
             hooks=self._hooks,
             account=self._account,
-            page_result=self._page_long_result,
+            page_result=self._tools.page_long_result,
         )
         run = RunState(self, self._history, [user_message])
         outcome = await run_turns(turns, run, callbacks)
@@ -416,20 +355,9 @@ class LLMProcess:
             hooks.append(CostBudgetHook(self.budget))
         if self.fds is not None and self.program.config.file_descriptor.enable_references:
             hooks.append(ReferenceCapture(self.fds))
-        if "goto" in self._builtin:
+        if "goto" in self._tools.builtin:
             hooks.append(GotoHook(self._user_message))
         return hooks
-
-    def _page_long_result(self, result: ToolResultBlock) -> ToolResultBlock:
-        """A tool result over the size limit becomes a file descriptor, or is cut without them."""
-        if self.fds is None or result.is_error or result.name == "read_fd":
-            return _cut_long_result(result, self.program.config.limits.max_tool_result_chars)
-        limit = self.program.config.file_descriptor.max_direct_output_chars
-        replacement = self.fds.page_if_long(result.text, source=f"The result of {result.name}", limit=limit)
-        if replacement is None:
-            return result
-        images = tuple(b for b in result.content if not isinstance(b, TextBlock))
-        return ToolResultBlock(result.tool_call_id, (TextBlock(replacement), *images), False, result.name)
 
     def _cost(self, usage: Usage) -> float | None:
         model = self.program.config.model
@@ -462,9 +390,7 @@ class LLMProcess:
         if self._closed:
             return
         self._closed = True
-        toolsets, self._mcp = self._mcp or [], None
-        for toolset in toolsets:
-            await self.kernel.mcp.release(toolset.connection)
+        await self._tools.release()
 
     def close(self) -> Any:
         """`aclose()` for either world: await it in async code, or call it from sync code."""
@@ -483,55 +409,6 @@ class LLMProcess:
 
     def __repr__(self) -> str:
         return f"LLMProcess(id={self.id!r}, program={self.program.source!r}, messages={len(self._history)})"
-
-
-def _check_unicode(message: str) -> None:
-    """Refuse text that is not Unicode (a lone surrogate, which JSON can carry): no provider
-    API can be sent it and no store can keep it, so it must fail before anything is sent."""
-    try:
-        message.encode("utf-8")
-    except UnicodeEncodeError as err:
-        code = ord(message[err.start])
-        raise ProcessError(
-            f"the message is not valid Unicode text: it holds a lone surrogate (U+{code:04X}) at "
-            f"character {err.start}; send text with each surrogate paired, or without them"
-        ) from None
-
-
-def _limits(
-    config: LimitsConfig, parent: LLMProcess | None, nested: bool
-) -> tuple[int, LimitsConfig, CostBudget | None]:
-    """Depth, effective limits and budget: a process never gets more than its parent allows."""
-    if parent is None:
-        budget = CostBudget(config.cost_budget_usd) if config.cost_budget_usd else None
-        return 0, config, budget
-    depth = parent.depth + 1 if nested else parent.depth
-    if not nested:
-        return depth, parent.limits, parent.budget
-    own_depth_limit = depth + config.max_depth
-    limits = config.model_copy(
-        update={
-            "max_depth": min(parent.limits.max_depth, own_depth_limit),
-            "max_children_per_turn": min(parent.limits.max_children_per_turn, config.max_children_per_turn),
-            "max_access": lowest(parent.limits.max_access, config.max_access),
-        }
-    )
-    budget = CostBudget(config.cost_budget_usd, parent.budget) if config.cost_budget_usd else parent.budget
-    return depth, limits, budget
-
-
-def _cut_long_result(result: ToolResultBlock, limit: int) -> ToolResultBlock:
-    """Keep a tool result's text within `limit` characters, saying what was left out."""
-    text = result.text
-    if len(text) <= limit:
-        return result
-    note = (
-        f"\n[result cut: {len(text):,} characters, the first {limit:,} shown; "
-        "[file_descriptor] enabled would page through all of it]"
-    )
-    images = tuple(b for b in result.content if not isinstance(b, TextBlock))
-    cut = TextBlock(text[:limit] + note)
-    return ToolResultBlock(result.tool_call_id, (cut, *images), result.is_error, result.name)
 
 
 LLMProgram.starter = LLMProcess

@@ -26,7 +26,7 @@ def tools_process(tmp_path: Path, builtin: list[str], **sections: str) -> LLMPro
 
 
 async def call(process: LLMProcess, name: str, **arguments: object) -> tuple[str, bool]:
-    router = await process._tools()
+    router = await process._tools.router(process)
     outcome = await router.call(ToolCallBlock("c1", name, arguments))
     return outcome.content[0].text, outcome.is_error  # type: ignore[union-attr]
 
