@@ -12,8 +12,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -26,9 +24,8 @@ from typing import Any
 
 import anyio
 
-from . import add_version
-
-TOKEN_VARIABLE = "LLMPROC_MCP_TOKEN"
+from . import add_version, mcp_http
+from .mcp_http import TOKEN_VARIABLE
 
 
 def _port(text: str) -> int:
@@ -157,38 +154,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-class BearerTokenMiddleware:
-    """Refuses HTTP requests without `Authorization: Bearer <token>`: the scheme compared
-    case-insensitively (RFC 7235), the token in constant time, and a request with more than
-    one Authorization header refused (which one a proxy or framework reads is not ours to guess)."""
-
-    def __init__(self, app: Any, token: str) -> None:
-        self.app = app
-        self.expected = token.encode()
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            given = [value for name, value in scope.get("headers") or [] if name == b"authorization"]
-            if len(given) > 1:
-                await _refuse(send, 400, "bad request: more than one Authorization header")
-                return
-            scheme, _, credentials = (given[0] if given else b"").strip().partition(b" ")
-            valid = scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self.expected)
-            if not valid:
-                await _refuse(send, 401, "unauthorized: a valid bearer token is required")
-                return
-        await self.app(scope, receive, send)
-
-
-async def _refuse(send: Any, status: int, error: str) -> None:
-    body = json.dumps({"error": error}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if status == 401:
-        headers.append((b"www-authenticate", b'Bearer realm="llmproc-mcp"'))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
 async def serve(
     args: argparse.Namespace, *, started: Callable[[Any], None] | None = None, own_process: bool = False
 ) -> int:
@@ -212,7 +177,7 @@ async def serve(
         return await _cannot_start(args, str(err))
     listener = None
     if args.transport != "stdio":
-        refusal = _exposure_refusal(args)
+        refusal = mcp_http.exposure_refusal(args)
         if refusal:
             return await _cannot_start(args, refusal)
         try:
@@ -253,7 +218,7 @@ async def serve(
                 await server.mcp.run_stdio_async()
             else:
                 assert listener is not None
-                await _serve_http(server, args, listener)
+                await mcp_http.serve_http(server, args, listener)
             tasks.cancel_scope.cancel()
     finally:
         if listener is not None:
@@ -311,49 +276,6 @@ def _answer_with_error(message: str) -> None:
                     answered, deadline = True, time.monotonic() + _ANSWER_GRACE_SECONDS
 
 
-def _token(args: argparse.Namespace) -> str | None:
-    return args.auth_token or os.environ.get(TOKEN_VARIABLE) or None
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _exposure_refusal(args: argparse.Namespace) -> str | None:
-    """Why the server must not listen as asked: beyond loopback, no token, and no explicit yes."""
-    if _is_loopback(args.host) or _token(args) or args.allow_no_auth:
-        return None
-    return (
-        f"--host {args.host} can be reached from other machines, and no --auth-token is set "
-        f"(or {TOKEN_VARIABLE}); set one, or pass --allow-no-auth to serve anyone who can reach it"
-    )
-
-
-def _listed(values: list[str]) -> list[str]:
-    return [item.strip() for value in values for item in value.split(",") if item.strip()]
-
-
-def _transport_security(args: argparse.Namespace) -> Any:
-    """Host and Origin checks on every bind address, not only loopback ones (the SDK's default):
-    a page that rebinds its own name to this machine must not drive the server. Loopback names
-    are always accepted; other names only when listed (--allowed-hosts, --allowed-origins)."""
-    from mcp.server.transport_security import TransportSecuritySettings
-
-    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
-    for host in _listed(args.allowed_hosts):
-        hosts += [host] if ":" in host.lstrip("[").split("]")[-1] else [host, f"{host}:*"]
-    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-    origins += _listed(args.allowed_origins)
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
-    )
-
-
 async def _warm_up(server: Any) -> None:
     """Import the provider SDKs of the published programs once the server serves: the handshake
     is not kept waiting for them, and the first call does not pay for them (hosts that time a
@@ -381,78 +303,6 @@ async def _watch(server: Any, interval: float) -> None:
         if now != stamps:
             stamps = now
             await server.reload()
-
-
-_GRACE_SECONDS = 5
-"""How long a stopping HTTP server lets open requests finish before it cancels them."""
-
-_KEEP_ALIVE_SECONDS = 75
-"""How long an idle client connection stays open. With uvicorn's 5 s, a burst of 10,000 calls
-(bench/load.py) failed: the server, far behind, closed connections on which the client had
-just sent its next request. With 120 s none failed."""
-
-
-def _forgets_lost_connections(protocol_class: type[Any]) -> type[Any]:
-    """uvicorn's HTTP protocol with its keep-alive timer stopped however the connection ends.
-
-    uvicorn stops the timer only when a connection closes cleanly; one reset by the client
-    stays in memory, its buffers included, until the timer fires (_KEEP_ALIVE_SECONDS later).
-    """
-
-    class ForgetsLostConnections(protocol_class):
-        def connection_lost(self, exc: Exception | None) -> None:
-            super().connection_lost(exc)
-            unset = getattr(self, "_unset_keepalive_if_required", None)
-            if unset is not None:
-                unset()
-
-    return ForgetsLostConnections
-
-
-async def _serve_http(server: Any, args: argparse.Namespace, listener: socket.socket) -> None:
-    import uvicorn
-
-    security = _transport_security(args)
-    if args.transport == "sse":
-        app: Any = server.mcp.sse_app(transport_security=security)
-    else:
-        app = server.mcp.streamable_http_app(
-            host=args.host, session_idle_timeout=args.session_timeout, transport_security=security
-        )
-    from ..mcp_server.sessions import SessionEnds
-
-    app = SessionEnds(app, server.end_session)  # an ended session's processes leave memory
-    token = _token(args)
-    if token:
-        app = BearerTokenMiddleware(app, token)
-    elif not _is_loopback(args.host):
-        logging.getLogger("llmproc.mcp_server").warning(
-            "serving on %s without a bearer token: anyone who can reach it can run your programs", args.host
-        )
-    path = "/sse" if args.transport == "sse" else "/mcp"
-    port = listener.getsockname()[1]
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"llmproc-mcp: serving {len(server.catalog.programs)} programs at http://{host}:{port}{path}",
-          file=sys.stderr)  # fmt: skip
-    config = uvicorn.Config(
-        app, host=args.host, port=args.port, log_level="warning", lifespan="on",
-        timeout_graceful_shutdown=_GRACE_SECONDS, timeout_keep_alive=_KEEP_ALIVE_SECONDS,
-    )  # fmt: skip
-    config.load()
-    config.http_protocol_class = _forgets_lost_connections(config.http_protocol_class)
-    http = uvicorn.Server(config)
-    serving = asyncio.ensure_future(http.serve(sockets=[listener]))
-    try:
-        await asyncio.shield(serving)
-    except asyncio.CancelledError:  # embedded and cancelled: shut down as on Ctrl-C, so the
-        http.should_exit = True  # app's lifespan (and every session with it) ends, not left pending
-        await asyncio.wait({serving}, timeout=_GRACE_SECONDS + 2)
-        serving.cancel()
-        raise
-    finally:  # whatever happened, the port is free again
-        for asyncio_server in getattr(http, "servers", []):
-            asyncio_server.close()
-        listener.close()
 
 
 def main(argv: list[str] | None = None) -> int:

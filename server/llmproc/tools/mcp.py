@@ -190,17 +190,19 @@ class McpConnection:
             env = {**dict(spec.env), DEPTH_VARIABLE: str(self.depth + 1)}
             params = StdioServerParameters(command=spec.command, args=list(spec.args), env=env, cwd=spec.cwd)
             return stdio_client(params, errlog=stderr.writer)
-        from mcp.shared._httpx_utils import create_mcp_http_client
-
         assert spec.url is not None
         headers = {**dict(spec.headers), DEPTH_HEADER: str(self.depth + 1)}
         if spec.transport == "sse":
             from mcp.client.sse import sse_client
 
             return sse_client(spec.url, headers=headers)
+        import httpx2
         from mcp.client.streamable_http import streamable_http_client
 
-        http = await stack.enter_async_context(create_mcp_http_client(headers=headers))
+        # the MCP transports' own defaults: 30 s to connect and write, 300 s to read a stream
+        http = await stack.enter_async_context(
+            httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=300.0))
+        )
         return streamable_http_client(spec.url, http_client=http)
 
     async def tools(self) -> list[mcp_types.Tool]:
