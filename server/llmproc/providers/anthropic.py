@@ -31,9 +31,10 @@ from .base import (
     ProviderSettings,
     fixed_parameters,
 )
-from .credentials import api_key_from, missing_key
-from .retry import TextSink, request_with_retries
+from .credentials import api_key_from
+from .retry import TextSink
 from .sdk_errors import map_credentials_error, map_sdk_error, retried_by_sdk
+from .sdk_provider import SdkProvider
 
 PARAMETERS = frozenset(
     {"max_tokens", "temperature", "top_p", "top_k", "stop", "thinking", "reasoning_effort"}
@@ -56,11 +57,11 @@ def create(settings: ProviderSettings, clients: ClientPool) -> AnthropicProvider
 ENTRY = ProviderEntry(create=create, parameters=fixed_parameters(PARAMETERS), warm_up=WARM_UP)
 
 
-class AnthropicProvider:
+class AnthropicProvider(SdkProvider):
+    family = "anthropic"
+
     def __init__(self, settings: ProviderSettings, clients: ClientPool) -> None:
-        self.name = settings.provider
-        self._model = settings.model
-        self._clients = clients
+        super().__init__(settings, clients)
         self._converted = ConversionCache(self._convert)
         self._options = self._request_options(settings)
 
@@ -74,15 +75,14 @@ class AnthropicProvider:
             return self._clients.shared_client(
                 (*key, model.timeout, model.max_retries), lambda: self._new_vertex(token)
             )
-        env_name = model.api_key_env or "ANTHROPIC_API_KEY"
-        api_key = api_key_from([env_name], provider="anthropic")
+        api_key = self._api_key(["ANTHROPIC_API_KEY"], required=False)
         auth_token = (
             None
             if api_key or model.api_key_env
             else api_key_from(["ANTHROPIC_AUTH_TOKEN"], provider="anthropic")
         )
         if not api_key and not auth_token:
-            raise missing_key([env_name], provider="anthropic", named_in_program=bool(model.api_key_env))
+            raise self._missing_key(["ANTHROPIC_API_KEY"])
         key = ("anthropic", model.base_url, api_key, auth_token, model.timeout, model.max_retries)
         return self._clients.shared_client(key, lambda: self._new_client(api_key, auth_token))
 
@@ -206,13 +206,7 @@ class AnthropicProvider:
                 return _response(await self._stream(client, kwargs, on_text))
             return _response(await client.messages.create(**kwargs))
 
-        return await request_with_retries(
-            attempt,
-            on_text=request.on_text,
-            map_error=self._map_error,
-            max_retries=self._model.max_retries,
-            sdk_retried=self._sdk_retried,
-        )
+        return await self._with_retries(attempt, request.on_text)
 
     def _sdk_retried(self, err: Exception) -> bool:
         import anthropic

@@ -29,9 +29,9 @@ from .base import (
     ProviderSettings,
     fixed_parameters,
 )
-from .credentials import api_key_from, missing_key
-from .retry import TextSink, request_with_retries
+from .retry import TextSink
 from .sdk_errors import connection_failure, is_retryable_status, map_credentials_error, unreadable_reply
+from .sdk_provider import SdkProvider
 
 _SDK_RETRIED_STATUSES = (408, 409, 429, 500, 502, 503, 504)
 """google-genai retries these statuses; connection errors and unreadable replies are retried here."""
@@ -55,13 +55,13 @@ def create(settings: ProviderSettings, clients: ClientPool) -> GeminiProvider:
 ENTRY = ProviderEntry(create=create, parameters=fixed_parameters(PARAMETERS), warm_up=WARM_UP)
 
 
-class GeminiProvider:
+class GeminiProvider(SdkProvider):
+    family = "gemini"
+
     def __init__(self, settings: ProviderSettings, clients: ClientPool) -> None:
-        self.name = settings.provider
-        self._model = settings.model
-        self._params = settings.parameters
-        self._clients = clients
+        super().__init__(settings, clients)
         self._converted = ConversionCache(_content)
+        self._options = self._request_options(settings)
 
     # -- client --------------------------------------------------------------------------------
 
@@ -73,10 +73,7 @@ class GeminiProvider:
             return self._clients.shared_client(
                 (*key, model.timeout, model.max_retries), lambda: self._new(None, token), _close
             )
-        names = [model.api_key_env] if model.api_key_env else ["GEMINI_API_KEY", "GOOGLE_API_KEY"]
-        api_key = api_key_from(names, provider="gemini")
-        if not api_key:
-            raise missing_key(names, provider="gemini", named_in_program=bool(model.api_key_env))
+        api_key = self._api_key(["GEMINI_API_KEY", "GOOGLE_API_KEY"])
         key = ("gemini", model.base_url, api_key, model.timeout, model.max_retries)
         return self._clients.shared_client(key, lambda: self._new(api_key, None), _close)
 
@@ -114,17 +111,9 @@ class GeminiProvider:
 
     # -- request -------------------------------------------------------------------------------
 
-    def _config(self, request: ProviderRequest) -> dict[str, Any]:
-        params = self._params
-        config: dict[str, Any] = {"automatic_function_calling": {"disable": True}}
-        if request.system:
-            config["system_instruction"] = request.system
-        if request.tools:
-            declarations = [
-                {"name": t.name, "description": t.description, "parameters_json_schema": t.parameters}
-                for t in request.tools
-            ]
-            config["tools"] = [{"function_declarations": declarations}]
+    def _request_options(self, settings: ProviderSettings) -> dict[str, Any]:
+        """The generation config the program's [parameters] set, the same for every request."""
+        params = settings.parameters
         simple = {
             "max_output_tokens": params.max_tokens,
             "temperature": params.temperature,
@@ -133,9 +122,22 @@ class GeminiProvider:
             "seed": params.seed,
             "stop_sequences": params.stop,
         }
-        config.update({k: v for k, v in simple.items() if v is not None})
+        options: dict[str, Any] = {"automatic_function_calling": {"disable": True}}
+        options.update({k: v for k, v in simple.items() if v is not None})
         if params.thinking_budget is not None:
-            config["thinking_config"] = {"thinking_budget": params.thinking_budget, "include_thoughts": True}
+            options["thinking_config"] = {"thinking_budget": params.thinking_budget, "include_thoughts": True}
+        return options
+
+    def _config(self, request: ProviderRequest) -> dict[str, Any]:
+        config = dict(self._options)
+        if request.system:
+            config["system_instruction"] = request.system
+        if request.tools:
+            declarations = [
+                {"name": t.name, "description": t.description, "parameters_json_schema": t.parameters}
+                for t in request.tools
+            ]
+            config["tools"] = [{"function_declarations": declarations}]
         return config
 
     def build_request(self, request: ProviderRequest) -> dict[str, Any]:
@@ -173,13 +175,7 @@ class GeminiProvider:
                 )
             return _response(chunks)
 
-        return await request_with_retries(
-            attempt,
-            on_text=request.on_text,
-            map_error=self._map_error,
-            max_retries=self._model.max_retries,
-            sdk_retried=self._sdk_retried,
-        )
+        return await self._with_retries(attempt, request.on_text)
 
     def _sdk_retried(self, err: Exception) -> bool:
         """What google-genai's own retries (HttpRetryOptions) cover: retried statuses, and

@@ -36,7 +36,7 @@ from .base import (
 )
 from .openai_common import REASONING_MODELS, OpenAIProvider, compact_json, usage_counts
 from .openai_responses import OpenAIResponsesProvider
-from .retry import TextSink, request_with_retries
+from .retry import TextSink
 
 CHAT_PARAMETERS = frozenset(
     {"max_tokens", "temperature", "top_p", "stop", "frequency_penalty", "presence_penalty", "seed"}
@@ -154,13 +154,7 @@ class OpenAIChatProvider(OpenAIProvider):
             calls = [(c.id, c.function.name, c.function.arguments) for c in choice.message.tool_calls or []]
             return _response(choice.message.content or "", calls, choice.finish_reason, reply.usage)
 
-        return await request_with_retries(
-            attempt,
-            on_text=request.on_text,
-            map_error=self._map_error,
-            max_retries=self._model.max_retries,
-            sdk_retried=self._sdk_retried,
-        )
+        return await self._with_retries(attempt, request.on_text)
 
     async def _stream(self, client: Any, kwargs: dict[str, Any], on_text: TextSink) -> ProviderResponse:
         text: list[str] = []

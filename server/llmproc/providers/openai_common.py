@@ -12,30 +12,26 @@ from typing import Any
 from ..errors import ProviderError
 from ..result import Usage
 from .base import ClientPool, ProviderSettings
-from .credentials import api_key_from, missing_key
 from .sdk_errors import map_sdk_error, retried_by_sdk
+from .sdk_provider import SdkProvider
 
 REASONING_MODELS = re.compile(r"^(o\d|gpt-5|codex)")
 """OpenAI's reasoning models: the Responses API route by default, with reasoning items replayed."""
 
 
-class OpenAIProvider:
+class OpenAIProvider(SdkProvider):
     """What both OpenAI routes share: the client, its key, and error mapping."""
 
+    family = "openai"
+
     def __init__(self, settings: ProviderSettings, clients: ClientPool) -> None:
-        self.name = settings.provider
-        self._model = settings.model
-        self._clients = clients
+        super().__init__(settings, clients)
         self._base_url = self._model.base_url or os.environ.get("OPENAI_BASE_URL")
 
     def _client(self) -> Any:
         model = self._model
-        env_name = model.api_key_env or "OPENAI_API_KEY"
-        api_key = api_key_from([env_name], provider="openai")
-        if not api_key:
-            if not self._base_url:
-                raise missing_key([env_name], provider="openai", named_in_program=bool(model.api_key_env))
-            api_key = "EMPTY"  # keyless compatible servers; the SDK refuses an empty key
+        # keyless compatible servers get a placeholder: the SDK refuses an empty key
+        api_key = self._api_key(["OPENAI_API_KEY"], required=not self._base_url) or "EMPTY"
         key = ("openai", self._base_url, api_key, model.timeout, model.max_retries)
         return self._clients.shared_client(key, lambda: self._new_client(api_key))
 

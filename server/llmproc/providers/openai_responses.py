@@ -24,7 +24,7 @@ from ..messages import (
 )
 from .base import ClientPool, ConversionCache, ProviderRequest, ProviderResponse, ProviderSettings
 from .openai_common import REASONING_MODELS, OpenAIProvider, compact_json, usage_counts
-from .retry import TextSink, request_with_retries
+from .retry import TextSink
 
 _ITEMS = "openai_items"
 """provider_data key: this reply's output items, in the form a later request replays them."""
@@ -93,13 +93,7 @@ class OpenAIResponsesProvider(OpenAIProvider):
                 return await self._stream(client, kwargs, on_text)
             return self._reply(await client.responses.create(**kwargs))
 
-        return await request_with_retries(
-            attempt,
-            on_text=request.on_text,
-            map_error=self._map_error,
-            max_retries=self._model.max_retries,
-            sdk_retried=self._sdk_retried,
-        )
+        return await self._with_retries(attempt, request.on_text)
 
     async def _stream(self, client: Any, kwargs: dict[str, Any], on_text: TextSink) -> ProviderResponse:
         final = None
