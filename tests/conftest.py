@@ -69,6 +69,14 @@ def anthropic_env(fake: FakeProviderServer, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.fixture
+def openai_env(fake: FakeProviderServer, monkeypatch: pytest.MonkeyPatch) -> FakeProviderServer:
+    """The OpenAI SDK's standard variables point at the fake server."""
+    monkeypatch.setenv("OPENAI_API_KEY", fake.api_key)
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{fake.url}/v1")
+    return fake
+
+
+@pytest.fixture
 def write_program(tmp_path: Path) -> Callable[..., Path]:
     """Write a program file (dedented) and return its path."""
 

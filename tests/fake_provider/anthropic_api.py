@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from typing import TYPE_CHECKING, Any
 
 from anthropic.types import (
@@ -35,10 +34,12 @@ from anthropic.types import (
 )
 from anthropic.types.raw_message_delta_event import Delta
 
+from .api import FakeApi
+from .responses import ConversationView, JsonResponse, SseResponse
 from .script import Fault, Turn
 
 if TYPE_CHECKING:
-    from .server import ConversationView, FakeProviderServer, JsonResponse, SseResponse
+    from .server import FakeProviderServer
 
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 _BLOCK_TYPES = {
@@ -59,8 +60,6 @@ def matches(path: str) -> bool:
 
 
 def _error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JsonResponse:
-    from .server import JsonResponse
-
     body = {"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_fake"}
     return JsonResponse(status, body, headers or {})
 
@@ -203,8 +202,6 @@ def _last_assistant(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def view(body: dict[str, Any]) -> ConversationView:
-    from .server import ConversationView
-
     last = [m for m in body["messages"] if m.get("role") != "system"][-1]
     content = last.get("content")
     blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
@@ -217,52 +214,6 @@ def view(body: dict[str, Any]) -> ConversationView:
     first_tool = (tools[0]["name"], tools[0].get("input_schema", {})) if tools else None
     user_text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
     return ConversationView(bool(results), result_text, first_tool, user_text)
-
-
-def handle(
-    fake: FakeProviderServer, path: str, headers: dict[str, str], body: Any
-) -> JsonResponse | SseResponse:
-    if not _authorized(fake, headers, path):
-        return _error(401, "authentication_error", "invalid x-api-key")
-    if "anthropic-version" not in headers and not path.endswith("Predict"):
-        return _error(400, "invalid_request_error", "anthropic-version: header is required")
-    betas = frozenset(b.strip() for b in headers.get("anthropic-beta", "").split(",") if b.strip())
-    problem = validate(fake, body, path, betas)
-    if problem:
-        return _error(400, "invalid_request_error", problem)
-    item = fake.next_item(view(body), body)
-    stream = bool(body.get("stream")) or path.endswith(":streamRawPredict")
-    model = body.get("model") or path.rsplit("/models/", 1)[-1].split(":")[0]
-    if isinstance(item, Fault):
-        return _fault(item)
-    omitted = (body.get("thinking") or {}).get("display") == "omitted"
-    message = build_message(fake, item, model, omit_thinking=omitted)
-    if stream:
-        return stream_response(message)
-    from .server import JsonResponse
-
-    return JsonResponse(200, message.model_dump(mode="json", exclude_unset=True))
-
-
-def _fault(fault: Fault) -> JsonResponse | SseResponse:
-    if fault.hang:
-        time.sleep(fault.hang)
-    if fault.in_stream:
-        from .server import SseResponse
-
-        error = {"type": "error", "error": {"type": fault.error_type, "message": fault.message}}
-        return SseResponse([_frame("error", error)])
-    headers = dict(fault.headers)
-    if fault.retry_after is not None:
-        headers["retry-after"] = fault.retry_after
-    if fault.cut_stream_after is not None:
-        from .server import SseResponse
-
-        frames = stream_response(build_message_from_text("partial " * 20)).frames
-        return SseResponse(frames, cut_after=fault.cut_stream_after)
-    response = _error(fault.status, fault.error_type, fault.message, headers)
-    response.malformed = fault.malformed
-    return response
 
 
 def build_message_from_text(text: str) -> Message:
@@ -330,8 +281,6 @@ def _dump(model: Any) -> dict[str, Any]:
 
 def stream_response(message: Message) -> SseResponse:
     """The SSE events the real API sends for `message`, in the recorded order."""
-    from .server import SseResponse
-
     start = message.model_copy(update={"content": [], "stop_reason": None})
     start.usage = message.usage.model_copy(update={"output_tokens": 1})
     frames = [_frame("message_start", _dump(RawMessageStartEvent(type="message_start", message=start)))]
@@ -383,3 +332,48 @@ def stream_response(message: Message) -> SseResponse:
 
 def _pieces(text: str) -> list[str]:
     return [text[i : i + 12] for i in range(0, len(text), 12)] or [""]
+
+
+class AnthropicApi(FakeApi):
+    def matches(self, path: str) -> bool:
+        return matches(path)
+
+    def refusal(
+        self, fake: FakeProviderServer, path: str, headers: dict[str, str], body: Any
+    ) -> JsonResponse | None:
+        if not _authorized(fake, headers, path):
+            return _error(401, "authentication_error", "invalid x-api-key")
+        if "anthropic-version" not in headers and not path.endswith("Predict"):
+            return _error(400, "invalid_request_error", "anthropic-version: header is required")
+        betas = frozenset(b.strip() for b in headers.get("anthropic-beta", "").split(",") if b.strip())
+        problem = validate(fake, body, path, betas)
+        return _error(400, "invalid_request_error", problem) if problem else None
+
+    def view(self, body: dict[str, Any]) -> ConversationView:
+        return view(body)
+
+    def reply(self, fake: FakeProviderServer, turn: Turn, path: str, body: dict[str, Any]) -> Message:
+        model = body.get("model") or path.rsplit("/models/", 1)[-1].split(":")[0]
+        omitted = (body.get("thinking") or {}).get("display") == "omitted"
+        return build_message(fake, turn, model, omit_thinking=omitted)
+
+    def streams(self, path: str, body: dict[str, Any]) -> bool:
+        return bool(body.get("stream")) or path.endswith(":streamRawPredict")
+
+    def stream(self, reply: Any, body: dict[str, Any]) -> SseResponse:
+        return stream_response(reply)
+
+    def error(
+        self, status: int, kind: str, message: str, headers: dict[str, str] | None = None
+    ) -> JsonResponse:
+        return _error(status, kind, message, headers)
+
+    def in_stream_error(self, fault: Fault) -> SseResponse | None:
+        error = {"type": "error", "error": {"type": fault.error_type, "message": fault.message}}
+        return SseResponse([_frame("error", error)])
+
+    def partial(self, fake: FakeProviderServer, path: str, body: dict[str, Any]) -> SseResponse:
+        return stream_response(build_message_from_text("partial " * 20))
+
+
+API = AnthropicApi()

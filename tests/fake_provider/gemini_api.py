@@ -11,15 +11,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import time
 from typing import TYPE_CHECKING, Any
 
 from google.genai import types
 
+from .api import FakeApi
+from .responses import ConversationView, JsonResponse, SseResponse
 from .script import Fault, Turn
 
 if TYPE_CHECKING:
-    from .server import ConversationView, FakeProviderServer, JsonResponse, SseResponse
+    from .server import FakeProviderServer
 
 
 def matches(path: str) -> bool:
@@ -28,8 +29,6 @@ def matches(path: str) -> bool:
 
 
 def _error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JsonResponse:
-    from .server import JsonResponse
-
     return JsonResponse(
         status, {"error": {"code": status, "message": message, "status": kind}}, headers or {}
     )
@@ -81,8 +80,6 @@ def validate(fake: FakeProviderServer, body: Any) -> str | None:
 
 
 def view(body: dict[str, Any]) -> ConversationView:
-    from .server import ConversationView
-
     parts = body["contents"][-1]["parts"]
     results = [_get(p, "function_response", "functionResponse") for p in parts]
     results = [r for r in results if r]
@@ -100,47 +97,8 @@ def view(body: dict[str, Any]) -> ConversationView:
     return ConversationView(bool(results), result_text, first_tool, user_text)
 
 
-def handle(
-    fake: FakeProviderServer, path: str, headers: dict[str, str], body: Any
-) -> JsonResponse | SseResponse:
-    if headers.get("x-goog-api-key") != fake.api_key and not headers.get("authorization", "").startswith(
-        "Bearer "
-    ):
-        return _error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.")
-    problem = validate(fake, body)
-    if problem:
-        return _error(400, "INVALID_ARGUMENT", problem)
-    item = fake.next_item(view(body), body)
-    model = path.split("/models/", 1)[-1].split(":")[0]
-    if isinstance(item, Fault):
-        return _fault(fake, item, model)
-    response = build_response(fake, item, model)
-    if ":streamGenerateContent" in path:
-        return stream_response(response)
-    from .server import JsonResponse
-
-    return JsonResponse(200, _dump(response))
-
-
 def _dump(response: types.GenerateContentResponse) -> dict[str, Any]:
     return response.model_dump(mode="json", exclude_none=True, by_alias=True)
-
-
-def _fault(fake: FakeProviderServer, fault: Fault, model: str) -> JsonResponse | SseResponse:
-    from .server import SseResponse
-
-    if fault.hang:
-        time.sleep(fault.hang)
-    if fault.cut_stream_after is not None:
-        frames = stream_response(build_response(fake, Turn(text="partial " * 20), model)).frames
-        return SseResponse(frames, cut_after=fault.cut_stream_after)
-    headers = dict(fault.headers)
-    if fault.retry_after is not None:
-        headers["retry-after"] = fault.retry_after
-    status_names = {429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 400: "INVALID_ARGUMENT"}
-    response = _error(fault.status, status_names.get(fault.status, fault.error_type), fault.message, headers)
-    response.malformed = fault.malformed
-    return response
 
 
 def _signature(fake: FakeProviderServer, seed: str) -> bytes:
@@ -187,8 +145,6 @@ def build_response(fake: FakeProviderServer, turn: Turn, model: str) -> types.Ge
 
 def stream_response(response: types.GenerateContentResponse) -> SseResponse:
     """Text in pieces, each call whole; finish reason and usage on the last chunk."""
-    from .server import SseResponse
-
     candidate = response.candidates[0]  # type: ignore[index]
     pieces: list[types.Part] = []
     for part in candidate.content.parts or []:  # type: ignore[union-attr]
@@ -216,3 +172,48 @@ def stream_response(response: types.GenerateContentResponse) -> SseResponse:
         )
         frames.append(f"data: {json.dumps(_dump(chunk))}\r\n\r\n")  # as recorded: CRLF
     return SseResponse(frames)
+
+
+_STATUS_NAMES = {429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 400: "INVALID_ARGUMENT"}
+
+
+class GeminiApi(FakeApi):
+    def matches(self, path: str) -> bool:
+        return matches(path)
+
+    def refusal(
+        self, fake: FakeProviderServer, path: str, headers: dict[str, str], body: Any
+    ) -> JsonResponse | None:
+        bearer = headers.get("authorization", "").startswith("Bearer ")
+        if headers.get("x-goog-api-key") != fake.api_key and not bearer:
+            return _error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.")
+        problem = validate(fake, body)
+        return _error(400, "INVALID_ARGUMENT", problem) if problem else None
+
+    def view(self, body: dict[str, Any]) -> ConversationView:
+        return view(body)
+
+    def reply(
+        self, fake: FakeProviderServer, turn: Turn, path: str, body: dict[str, Any]
+    ) -> types.GenerateContentResponse:
+        return build_response(fake, turn, path.split("/models/", 1)[-1].split(":")[0])
+
+    def streams(self, path: str, body: dict[str, Any]) -> bool:
+        return ":streamGenerateContent" in path
+
+    def stream(self, reply: Any, body: dict[str, Any]) -> SseResponse:
+        return stream_response(reply)
+
+    def dump(self, reply: Any) -> Any:
+        return _dump(reply)
+
+    def error(
+        self, status: int, kind: str, message: str, headers: dict[str, str] | None = None
+    ) -> JsonResponse:
+        return _error(status, kind, message, headers)
+
+    def fault_kind(self, fault: Fault) -> str:
+        return _STATUS_NAMES.get(fault.status, fault.error_type)
+
+
+API = GeminiApi()

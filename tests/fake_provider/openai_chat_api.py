@@ -27,10 +27,12 @@ from openai.types.chat.chat_completion_message_function_tool_call import (
 )
 from openai.types.completion_usage import CompletionTokensDetails, CompletionUsage, PromptTokensDetails
 
+from .api import FakeApi
+from .responses import ConversationView, JsonResponse, SseResponse
 from .script import Fault, Turn
 
 if TYPE_CHECKING:
-    from .server import ConversationView, FakeProviderServer, JsonResponse, SseResponse
+    from .server import FakeProviderServer
 
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _ROLES = {"system", "developer", "user", "assistant", "tool"}
@@ -41,8 +43,6 @@ def matches(path: str) -> bool:
 
 
 def _error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JsonResponse:
-    from .server import JsonResponse
-
     body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
     return JsonResponse(status, body, headers or {})
 
@@ -94,8 +94,6 @@ def validate(body: Any) -> str | None:
 
 
 def view(body: dict[str, Any]) -> ConversationView:
-    from .server import ConversationView
-
     last = body["messages"][-1]
     tools = body.get("tools") or []
     first_tool = (tools[0]["function"]["name"], tools[0]["function"].get("parameters", {})) if tools else None
@@ -103,47 +101,6 @@ def view(body: dict[str, Any]) -> ConversationView:
     content = last.get("content")
     text = content if isinstance(content, str) else "".join(p.get("text", "") for p in content or [])
     return ConversationView(is_result, text if is_result else "", first_tool, "" if is_result else text)
-
-
-def handle(
-    fake: FakeProviderServer, path: str, headers: dict[str, str], body: Any
-) -> JsonResponse | SseResponse:
-    if headers.get("authorization") != f"Bearer {fake.api_key}":
-        return _error(401, "invalid_request_error", "Incorrect API key provided.")
-    problem = validate(body)
-    if problem:
-        return _error(400, "invalid_request_error", problem)
-    item = fake.next_item(view(body), body)
-    if isinstance(item, Fault):
-        return _fault(fake, item, body)
-    completion = build_completion(fake, item, body["model"])
-    if body.get("stream"):
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return stream_response(completion, include_usage)
-    from .server import JsonResponse
-
-    return JsonResponse(200, completion.model_dump(mode="json", exclude_unset=True))
-
-
-def _fault(fake: FakeProviderServer, fault: Fault, body: dict[str, Any]) -> JsonResponse | SseResponse:
-    from .server import SseResponse
-
-    if fault.hang:
-        time.sleep(fault.hang)
-    if fault.in_stream:
-        error = {"error": {"message": fault.message, "type": fault.error_type, "param": None, "code": None}}
-        return SseResponse([f"data: {json.dumps(error)}\n\n"])
-    if fault.cut_stream_after is not None:
-        frames = stream_response(
-            build_completion(fake, Turn(text="partial " * 20), body["model"]), True
-        ).frames
-        return SseResponse(frames, cut_after=fault.cut_stream_after)
-    headers = dict(fault.headers)
-    if fault.retry_after is not None:
-        headers["retry-after"] = fault.retry_after
-    response = _error(fault.status, fault.error_type, fault.message, headers)
-    response.malformed = fault.malformed
-    return response
 
 
 def build_completion(fake: FakeProviderServer, turn: Turn, model: str) -> ChatCompletion:
@@ -198,8 +155,6 @@ def build_completion(fake: FakeProviderServer, turn: Turn, model: str) -> ChatCo
 
 
 def stream_response(completion: ChatCompletion, include_usage: bool) -> SseResponse:
-    from .server import SseResponse
-
     choice = completion.choices[0]
     message = choice.message
 
@@ -245,3 +200,40 @@ def stream_response(completion: ChatCompletion, include_usage: bool) -> SseRespo
         frames.append(f"data: {usage_chunk.model_dump_json(exclude_unset=True)}\n\n")
     frames.append("data: [DONE]\n\n")
     return SseResponse(frames)
+
+
+class ChatCompletionsApi(FakeApi):
+    def matches(self, path: str) -> bool:
+        return matches(path)
+
+    def refusal(
+        self, fake: FakeProviderServer, path: str, headers: dict[str, str], body: Any
+    ) -> JsonResponse | None:
+        if headers.get("authorization") != f"Bearer {fake.api_key}":
+            return _error(401, "invalid_request_error", "Incorrect API key provided.")
+        problem = validate(body)
+        return _error(400, "invalid_request_error", problem) if problem else None
+
+    def view(self, body: dict[str, Any]) -> ConversationView:
+        return view(body)
+
+    def reply(self, fake: FakeProviderServer, turn: Turn, path: str, body: dict[str, Any]) -> ChatCompletion:
+        return build_completion(fake, turn, body["model"])
+
+    def stream(self, reply: Any, body: dict[str, Any]) -> SseResponse:
+        return stream_response(reply, bool((body.get("stream_options") or {}).get("include_usage")))
+
+    def error(
+        self, status: int, kind: str, message: str, headers: dict[str, str] | None = None
+    ) -> JsonResponse:
+        return _error(status, kind, message, headers)
+
+    def in_stream_error(self, fault: Fault) -> SseResponse | None:
+        error = {"error": {"message": fault.message, "type": fault.error_type, "param": None, "code": None}}
+        return SseResponse([f"data: {json.dumps(error)}\n\n"])
+
+    def partial(self, fake: FakeProviderServer, path: str, body: dict[str, Any]) -> SseResponse:
+        return stream_response(build_completion(fake, Turn(text="partial " * 20), body["model"]), True)
+
+
+API = ChatCompletionsApi()

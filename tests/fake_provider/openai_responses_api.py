@@ -42,10 +42,12 @@ from openai.types.responses.response import IncompleteDetails
 from openai.types.responses.response_reasoning_item import Summary
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 
+from .api import FakeApi
+from .responses import ConversationView, JsonResponse, SseResponse
 from .script import Fault, Turn
 
 if TYPE_CHECKING:
-    from .server import ConversationView, FakeProviderServer, JsonResponse, SseResponse
+    from .server import FakeProviderServer
 
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _ROLES = {"user", "assistant", "system", "developer"}
@@ -57,8 +59,6 @@ def matches(path: str) -> bool:
 
 
 def _error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JsonResponse:
-    from .server import JsonResponse
-
     body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
     return JsonResponse(status, body, headers or {})
 
@@ -137,8 +137,6 @@ def validate(fake: FakeProviderServer | None, body: Any) -> tuple[int, str] | No
 
 
 def view(body: dict[str, Any]) -> ConversationView:
-    from .server import ConversationView
-
     items = body["input"] if isinstance(body["input"], list) else [{"role": "user", "content": body["input"]}]
     last = items[-1]
     tools = body.get("tools") or []
@@ -150,44 +148,6 @@ def view(body: dict[str, Any]) -> ConversationView:
     content = last.get("content")
     text = content if isinstance(content, str) else "".join(p.get("text", "") for p in content or [])
     return ConversationView(False, "", first_tool, text)
-
-
-def handle(
-    fake: FakeProviderServer, path: str, headers: dict[str, str], body: Any
-) -> JsonResponse | SseResponse:
-    if headers.get("authorization") != f"Bearer {fake.api_key}":
-        return _error(401, "invalid_request_error", "Incorrect API key provided.")
-    problem = validate(fake, body)
-    if problem:
-        return _error(problem[0], "invalid_request_error", problem[1])
-    item = fake.next_item(view(body), body)
-    if isinstance(item, Fault):
-        return _fault(fake, item, body)
-    response = build_response(fake, item, body)
-    if body.get("stream"):
-        return stream_response(response)
-    from .server import JsonResponse
-
-    return JsonResponse(200, response.model_dump(mode="json", exclude_none=True))
-
-
-def _fault(fake: FakeProviderServer, fault: Fault, body: dict[str, Any]) -> JsonResponse | SseResponse:
-    from .server import SseResponse
-
-    if fault.hang:
-        time.sleep(fault.hang)
-    if fault.in_stream:
-        error = {"type": "error", "code": fault.error_type, "message": fault.message, "param": None}
-        return SseResponse([f"event: error\ndata: {json.dumps(error | {'sequence_number': 0})}\n\n"])
-    if fault.cut_stream_after is not None:
-        frames = stream_response(build_response(fake, Turn(text="partial " * 20), body)).frames
-        return SseResponse(frames, cut_after=fault.cut_stream_after)
-    headers = dict(fault.headers)
-    if fault.retry_after is not None:
-        headers["retry-after"] = fault.retry_after
-    response = _error(fault.status, fault.error_type, fault.message, headers)
-    response.malformed = fault.malformed
-    return response
 
 
 def build_response(fake: FakeProviderServer, turn: Turn, body: dict[str, Any]) -> Response:
@@ -256,8 +216,6 @@ def build_response(fake: FakeProviderServer, turn: Turn, body: dict[str, Any]) -
 
 def stream_response(response: Response) -> SseResponse:
     """The events the real API sends for `response`, in its order."""
-    from .server import SseResponse
-
     events: list[Any] = []
     start = response.model_copy(update={"status": "in_progress", "output": [], "usage": None})
     events.append(ResponseCreatedEvent(type="response.created", response=start, sequence_number=0))
@@ -345,3 +303,40 @@ def _item_events(index: int, item: Any) -> list[Any]:
             type="response.output_item.done", output_index=index, item=item, sequence_number=0
         ),
     ]
+
+
+class ResponsesApi(FakeApi):
+    def matches(self, path: str) -> bool:
+        return matches(path)
+
+    def refusal(
+        self, fake: FakeProviderServer, path: str, headers: dict[str, str], body: Any
+    ) -> JsonResponse | None:
+        if headers.get("authorization") != f"Bearer {fake.api_key}":
+            return _error(401, "invalid_request_error", "Incorrect API key provided.")
+        problem = validate(fake, body)
+        return _error(problem[0], "invalid_request_error", problem[1]) if problem else None
+
+    def view(self, body: dict[str, Any]) -> ConversationView:
+        return view(body)
+
+    def reply(self, fake: FakeProviderServer, turn: Turn, path: str, body: dict[str, Any]) -> Response:
+        return build_response(fake, turn, body)
+
+    def stream(self, reply: Any, body: dict[str, Any]) -> SseResponse:
+        return stream_response(reply)
+
+    def dump(self, reply: Any) -> Any:
+        return reply.model_dump(mode="json", exclude_none=True)
+
+    def error(
+        self, status: int, kind: str, message: str, headers: dict[str, str] | None = None
+    ) -> JsonResponse:
+        return _error(status, kind, message, headers)
+
+    def in_stream_error(self, fault: Fault) -> SseResponse | None:
+        error = {"type": "error", "code": fault.error_type, "message": fault.message, "param": None}
+        return SseResponse([f"event: error\ndata: {json.dumps(error | {'sequence_number': 0})}\n\n"])
+
+
+API = ResponsesApi()

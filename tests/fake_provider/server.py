@@ -10,11 +10,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from . import anthropic_api, gemini_api, openai_chat_api, openai_responses_api
+from .responses import ConversationView, JsonResponse, SseResponse
 from .script import Fault, ScriptedToolCall, Turn
 
 
@@ -26,32 +27,7 @@ class RecordedRequest:
     body: Any
 
 
-@dataclass
-class JsonResponse:
-    status: int
-    body: Any
-    headers: dict[str, str] = field(default_factory=dict)
-    malformed: bool = False
-
-
-@dataclass
-class SseResponse:
-    frames: list[str]
-    cut_after: int | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ConversationView:
-    """What auto mode needs to know about a request, extracted by the API module."""
-
-    last_is_tool_result: bool
-    last_tool_result_text: str
-    first_tool: tuple[str, dict[str, Any]] | None
-    last_user_text: str
-
-
-_APIS = [anthropic_api, openai_chat_api, openai_responses_api, gemini_api]
+_APIS = [anthropic_api.API, openai_chat_api.API, openai_responses_api.API, gemini_api.API]
 
 
 def _example_arguments(schema: dict[str, Any]) -> dict[str, Any]:

@@ -8,12 +8,12 @@ import json
 import os
 import sys
 import time
-from typing import Any
 
 import anyio
 import pytest
 
-from fake_provider import ScriptedToolCall, Turn
+from fake_provider import Turn
+from helpers import call
 from http_servers import TOOLBOX
 from llmproc import LLMProcess, McpServerError
 from server_thread import descendants
@@ -31,10 +31,6 @@ async def settled_descendants(expected: set[int], timeout: float = 10.0) -> set[
     while (now := descendants(os.getpid())) != expected and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     return now
-
-
-def call(name: str, **arguments: Any) -> Turn:
-    return Turn(tool_calls=(ScriptedToolCall(name, arguments),))
 
 
 # fault -> (tool call, whether the model sees an error, what its result says)

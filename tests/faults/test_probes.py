@@ -15,32 +15,20 @@ import anyio
 import httpx2
 import pytest
 from mcp import Client, MCPError
-from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
+from helpers import COUNTER, HOST_MODEL, SCRIPTED, llmproc_mcp, write_programs
 from http_servers import serve_llmproc
 from mcp_results import text
 from server_thread import ServerThread
 
-SCRIPTED = '[model]\nname = "s"\nprovider = "scripted"\n'
-COUNTER = SCRIPTED + '[scripted]\nreplies = ["one", "two", "three", "four"]\n'
-HOST_MODEL = '[model]\nname = "host"\nprovider = "mcp_sampling"\n'
 ACCEPT = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 
 
 @pytest.fixture
 def programs(tmp_path: Path) -> Path:
-    root = tmp_path / "programs"
-    root.mkdir()
-    (root / "echo.toml").write_text(SCRIPTED)
-    (root / "counter.toml").write_text(COUNTER)
-    (root / "host.toml").write_text(HOST_MODEL)
-    return root
-
-
-def stdio(programs: Path, *extra: str) -> StdioServerParameters:
-    return StdioServerParameters(
-        command=sys.executable, args=["-m", "llmproc.cli.mcp", "--programs", str(programs), *extra]
+    return write_programs(
+        tmp_path / "programs", {"echo.toml": SCRIPTED, "counter.toml": COUNTER, "host.toml": HOST_MODEL}
     )
 
 
@@ -142,7 +130,7 @@ async def test_a_fifo_among_the_programs_is_left_out_at_start_and_on_reload(prog
     """Opening a FIFO blocks until a writer comes: at start the server never listened, and a
     reload froze its event loop."""
     os.mkfifo(programs / "trap.toml")
-    async with Client(stdio(programs, "--reload-interval", "0.2")) as client:
+    async with Client(llmproc_mcp(programs, "--reload-interval", "0.2")) as client:
         listing = (await client.call_tool("list_processes", {})).structured_content
         assert "program file" in listing["unavailable_programs"]["trap.toml"]
         assert "is a named pipe, not a regular file" in listing["unavailable_programs"]["trap.toml"]
@@ -164,7 +152,7 @@ async def test_read_file_of_a_fifo_is_an_error_result_at_once(programs, tmp_path
         SCRIPTED + f'[tools]\nbuiltin = ["read_file"]\nroots = ["{files}"]\n'
         '[scripted]\nreplies = [{tool_calls = [{name = "read_file", arguments = {path = "pipe"}}]}, "read"]\n'
     )
-    async with Client(stdio(programs)) as client:
+    async with Client(llmproc_mcp(programs)) as client:
         for _ in range(8):  # more than the hung threads that once stopped the server
             result = await client.call_tool("spawn", {"program": "reader", "message": "read the pipe"})
             assert result.structured_content["tool_calls"][0]["result"] == (
@@ -211,7 +199,7 @@ def _stored_messages(state: Path, process_id: str) -> list[dict]:
 
 async def test_a_turn_the_state_database_can_not_keep_is_an_error_and_is_undone(programs, tmp_path):
     state = tmp_path / "state.db"
-    async with Client(stdio(programs, "--state", str(state))) as client:
+    async with Client(llmproc_mcp(programs, "--state", str(state))) as client:
         first = await client.call_tool("run_counter", {"message": "a"})
         process_id = first.structured_content["process_id"]
         blocker = sqlite3.connect(state, isolation_level=None)
@@ -234,7 +222,7 @@ async def test_a_turn_the_state_database_can_not_keep_is_an_error_and_is_undone(
 async def test_a_second_server_on_the_same_state_file_is_refused_naming_the_holder(programs, tmp_path):
     """Two servers on one file spliced each other's turns into one history."""
     state = tmp_path / "state.db"
-    async with Client(stdio(programs, "--state", str(state))) as client:
+    async with Client(llmproc_mcp(programs, "--state", str(state))) as client:
         await client.call_tool("run_counter", {"message": "a"})
         second = await asyncio.to_thread(
             subprocess.run,
@@ -246,7 +234,7 @@ async def test_a_second_server_on_the_same_state_file_is_refused_naming_the_hold
         assert line.startswith(f"llmproc-mcp: error: state database {state} is in use by llmproc pid ")
         assert line.endswith("; stop that server or choose another --state path")
         assert text(await client.call_tool("run_counter", {"message": "b"})) == "two"
-    async with Client(stdio(programs, "--state", str(state))) as client:  # free again once it stopped
+    async with Client(llmproc_mcp(programs, "--state", str(state))) as client:  # free again once it stopped
         assert text(await client.call_tool("run_counter", {"message": "c"})) == "three"
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from helpers import SCRIPTED, write_programs
 from http_servers import serve_llmproc
 
 TOKEN = "tok-4f1d9c2b7e"
@@ -19,8 +20,7 @@ ACCEPT = {"accept": "application/json, text/event-stream"}
 
 @pytest.fixture
 def programs(tmp_path: Path) -> Path:
-    (tmp_path / "echo.toml").write_text('[model]\nname = "s"\nprovider = "scripted"\n')
-    return tmp_path
+    return write_programs(tmp_path, {"echo.toml": SCRIPTED})
 
 
 async def probe(http: httpx2.AsyncClient, url: str, transport: str, headers: dict[str, str]) -> int:

@@ -23,11 +23,11 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from fake_provider import FakeProviderServer
+from helpers import SCRIPTED
 from http_servers import TOOLBOX
 from mcp_results import text
 from server_thread import ServerThread
 
-SCRIPTED = '[model]\nname = "s"\nprovider = "scripted"\n'
 HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 SESSIONS = 1000 if os.environ.get("LLMPROC_LONG_TESTS") else 40
 """1,000 sessions take about 100 s (client and server share this process): opt in to the long run."""

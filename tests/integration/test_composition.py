@@ -7,21 +7,16 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from fake_provider import ScriptedToolCall, Turn
+from helpers import system_text
 from llmproc import LLMProcess, McpServerError
 from mcp_results import text
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = str(Path(sys.executable).parent)
-
-
-def system_text(body: dict[str, Any]) -> str:
-    system = body.get("system") or ""
-    return system if isinstance(system, str) else "".join(b.get("text", "") for b in system)
 
 
 async def test_front_desk_asks_an_expert_on_a_second_server(anthropic_env, monkeypatch):

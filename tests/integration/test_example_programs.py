@@ -12,18 +12,10 @@ from typing import Any
 import pytest
 
 from fake_provider import ScriptedToolCall, Turn
+from helpers import call, system_text
 from llmproc import LLMProcess
 
 PROGRAMS = Path(__file__).resolve().parents[2] / "programs"
-
-
-def call(name: str, **arguments: Any) -> Turn:
-    return Turn(tool_calls=(ScriptedToolCall(name, arguments),))
-
-
-def system_text(body: dict[str, Any]) -> str:
-    system = body.get("system") or ""
-    return system if isinstance(system, str) else "".join(b.get("text", "") for b in system)
 
 
 async def test_program_linking_asks_the_repo_expert_with_the_readme_preloaded(anthropic_env):

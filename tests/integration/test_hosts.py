@@ -13,20 +13,17 @@ from typing import Any
 import pytest
 
 from fake_provider import FakeProviderServer
+from helpers import COUNTER, write_programs
 from hosts import HostModel, run_claude, run_gemini, stdio_server
 from http_servers import serve_llmproc
 
 TOKEN = "host-test-token-5b1e"
-COUNTER = '[model]\nname = "s"\nprovider = "scripted"\n[scripted]\nreplies = ["one", "two", "three"]\n'
 HOSTS: dict[str, Callable[..., dict[str, Any]]] = {"claude": run_claude, "gemini": run_gemini}
 
 
 @pytest.fixture
 def programs(tmp_path: Path) -> Path:
-    root = tmp_path / "programs"
-    root.mkdir()
-    (root / "counter.toml").write_text(COUNTER)
-    return root
+    return write_programs(tmp_path / "programs", {"counter.toml": COUNTER})
 
 
 def http_server(host: str, url: str) -> dict[str, Any]:

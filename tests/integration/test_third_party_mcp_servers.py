@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any
 
 from fake_provider import ScriptedToolCall, Turn
+from helpers import call
 from llmproc import LLMProcess
 
 MODEL = '[model]\nname = "claude-haiku-4-5"\nprovider = "anthropic"\nmax_retries = 0\n'
@@ -15,10 +15,6 @@ MODEL = '[model]\nname = "claude-haiku-4-5"\nprovider = "anthropic"\nmax_retries
 
 def server_section(name: str, command: list[str]) -> str:
     return f"[mcp.servers.{name}]\ncommand = {json.dumps(command[0])}\nargs = {json.dumps(command[1:])}\n"
-
-
-def call(name: str, **arguments: Any) -> Turn:
-    return Turn(tool_calls=(ScriptedToolCall(name, arguments),))
 
 
 async def test_mcp_server_time(write_program, anthropic_env, time_server):

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from fake_provider import ScriptedToolCall, Turn
+from helpers import call
 from http_servers import TOOLBOX, free_port, serve_toolbox
 from llmproc import LLMProcess, LLMProgram, McpServerError, ProgramError
 
@@ -22,10 +23,6 @@ MODEL = '[model]\nname = "claude-haiku-4-5"\nprovider = "anthropic"\nmax_retries
 STDIO = (
     f"[mcp.servers.toolbox]\ncommand = {json.dumps(sys.executable)}\nargs = [{json.dumps(str(TOOLBOX))}]\n"
 )
-
-
-def call(name: str, **arguments: Any) -> Turn:
-    return Turn(tool_calls=(ScriptedToolCall(name, arguments),))
 
 
 def alive(pid: int) -> bool:

@@ -23,11 +23,10 @@ from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
+from helpers import SCRIPTED, llmproc_mcp
 from http_servers import TOOLBOX, serve_llmproc
 from llmproc.mcp_server.catalog import Catalog, CatalogError
 from mcp_results import text
-
-SCRIPTED = '[model]\nname = "s"\nprovider = "scripted"\n'
 
 
 @pytest.fixture
@@ -55,12 +54,6 @@ def programs(tmp_path: Path) -> Path:
         )
     )
     return root
-
-
-def stdio(programs: Path, *extra: str) -> StdioServerParameters:
-    return StdioServerParameters(
-        command=sys.executable, args=["-m", "llmproc.cli.mcp", "--programs", str(programs), *extra]
-    )
 
 
 # -- the catalog -----------------------------------------------------------------------------------
@@ -113,7 +106,7 @@ async def test_long_program_names_leave_room_for_a_hosts_prefix(tmp_path: Path):
         tool = f"run_{name}"
         assert len(tool) <= 44 and len("mcp__llmproc__" + tool) <= 64
         assert re.fullmatch(r"run_research_department_of_very_long_[0-9a-f]{6}", tool), tool
-    async with Client(stdio(tmp_path)) as client:
+    async with Client(llmproc_mcp(tmp_path)) as client:
         published = {t.name for t in (await client.list_tools()).tools}
         assert {f"run_{n}" for n in names} <= published
         assert text(await client.call_tool(f"run_{long_names[0]}", {"message": "fits"})) == "fits"
@@ -173,7 +166,7 @@ async def test_a_server_that_can_not_start_tells_the_host_why(tmp_path: Path):
     """A host that saw the server exit showed only "Connection closed"; the reason was in a log."""
     for mode in ("legacy", "auto"):
         try:
-            async with Client(stdio(tmp_path / "nope"), mode=mode):
+            async with Client(llmproc_mcp(tmp_path / "nope"), mode=mode):
                 pass
         except BaseException as err:  # the SDK's task group wraps it
             found = _first(err, MCPError)
@@ -226,7 +219,7 @@ def test_a_port_in_use_or_out_of_range_is_one_line(programs: Path):
 
 
 async def test_stdio_publishes_programs_and_keeps_conversations(programs: Path):
-    async with Client(stdio(programs)) as client:
+    async with Client(llmproc_mcp(programs)) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
         assert set(tools) == {
             "run_echo",
@@ -305,7 +298,7 @@ async def test_stdio_publishes_programs_and_keeps_conversations(programs: Path):
     ],
 )
 async def test_bad_requests_are_clear_errors_and_the_server_keeps_serving(programs, tool, arguments, message):
-    async with Client(stdio(programs)) as client:
+    async with Client(llmproc_mcp(programs)) as client:
         result = await client.call_tool(tool, arguments)
         assert result.is_error
         assert message in text(result)
@@ -314,7 +307,7 @@ async def test_bad_requests_are_clear_errors_and_the_server_keeps_serving(progra
 
 
 async def test_a_process_of_another_program_is_refused(programs: Path):
-    async with Client(stdio(programs)) as client:
+    async with Client(llmproc_mcp(programs)) as client:
         first = await client.call_tool("run_echo", {"message": "hi"})
         pid = first.structured_content["process_id"]
         result = await client.call_tool("run_team_counter", {"message": "x", "process_id": pid})
@@ -331,7 +324,7 @@ async def test_progress_is_reported_and_cancelling_keeps_the_history(programs: P
         if message == "calling tool toolbox__sleep":
             sleeping.set()
 
-    async with Client(stdio(programs)) as client:
+    async with Client(llmproc_mcp(programs)) as client:
         with anyio.fail_after(120):  # the second model turn sleeps in an MCP tool for 30 s
             async with anyio.create_task_group() as group:
                 group.start_soon(
@@ -498,7 +491,7 @@ async def test_a_provider_program_over_the_server(tmp_path: Path, anthropic_env)
     )
     fake.push(Turn(text="Hello from the fake Claude."))
     env = {"ANTHROPIC_API_KEY": fake.api_key, "ANTHROPIC_BASE_URL": fake.url}
-    params = stdio(tmp_path)
+    params = llmproc_mcp(tmp_path)
     params.env = env
     async with Client(params) as client:
         result = await client.call_tool("run_claude", {"message": "Hi"})
@@ -597,7 +590,7 @@ def test_http_client_example_runs_with_a_token():
 @pytest.mark.parametrize("mode", ["legacy", "auto"])  # a handshake, or server/discover (2026-07-28)
 async def test_only_what_is_served_is_advertised(programs: Path, mode: str):
     """Empty prompt and resource capabilities made Gemini CLI warn that it found nothing there."""
-    async with Client(stdio(programs), mode=mode) as client:
+    async with Client(llmproc_mcp(programs), mode=mode) as client:
         capabilities = client.server_capabilities
         assert capabilities.prompts is None and capabilities.resources is None
         assert capabilities.tools is not None
@@ -619,8 +612,8 @@ async def test_changed_programs_are_reloaded_and_clients_told(programs: Path):
             legacy_heard.set()
 
     fast = ("--reload-interval", "0.2")
-    legacy_client = Client(stdio(programs, *fast), mode="legacy", message_handler=legacy_message)
-    async with Client(stdio(programs, *fast)) as modern, legacy_client as legacy:
+    legacy_client = Client(llmproc_mcp(programs, *fast), mode="legacy", message_handler=legacy_message)
+    async with Client(llmproc_mcp(programs, *fast)) as modern, legacy_client as legacy:
         for client in (modern, legacy):  # hosts listen only to servers that declare the notification
             tools = client.server_capabilities.tools
             assert tools is not None and tools.list_changed
@@ -670,7 +663,7 @@ async def test_mcp_sampling_asks_the_client_with_tools(tmp_path: Path, mode: str
         )
 
     client = Client(
-        stdio(tmp_path), mode=mode, sampling_callback=sample,
+        llmproc_mcp(tmp_path), mode=mode, sampling_callback=sample,
         sampling_capabilities=types.SamplingCapability(tools=types.SamplingToolsCapability()),
     )  # fmt: skip
     async with client:
@@ -688,12 +681,12 @@ async def test_mcp_sampling_asks_the_client_with_tools(tmp_path: Path, mode: str
 
 async def test_mcp_sampling_without_sampling_is_a_clear_error(tmp_path: Path):
     (tmp_path / "host_model.toml").write_text((ROOT / "programs" / "host_model.toml").read_text())
-    async with Client(stdio(tmp_path), mode="legacy") as client:
+    async with Client(llmproc_mcp(tmp_path), mode="legacy") as client:
         result = await client.call_tool("run_host_model", {"message": "hi"})
     assert result.is_error
     assert "the MCP client did not offer sampling, which provider 'mcp_sampling' needs" in text(result)
 
-    async with Client(stdio(tmp_path)) as modern:  # 2026-07-28, no sampling offered either
+    async with Client(llmproc_mcp(tmp_path)) as modern:  # 2026-07-28, no sampling offered either
         result = await modern.call_tool("run_host_model", {"message": "hi"})
     assert result.is_error
     assert "the MCP client did not offer sampling" in text(result)
@@ -722,7 +715,7 @@ async def test_log_records_of_a_run_reach_the_client(tmp_path: Path, mode: str):
     async def on_log(params: Any) -> None:
         records.append((params.level, params.data))
 
-    async with Client(stdio(tmp_path), mode=mode, logging_callback=on_log, log_level="info") as client:
+    async with Client(llmproc_mcp(tmp_path), mode=mode, logging_callback=on_log, log_level="info") as client:
         result = await client.call_tool("run_tooled", {"message": "go"})
         assert text(result) == "done"
     assert any(level == "info" and "MCP server 'toolbox' started" in str(data) for level, data in records), (

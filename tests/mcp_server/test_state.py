@@ -17,31 +17,22 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
-from mcp.client.stdio import StdioServerParameters
+from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from fake_provider import Fault, Turn
+from helpers import CLAUDE, COUNTER, llmproc_mcp, wait_until, write_programs
 from http_servers import free_port, serve_process
 from llmproc.store import SqliteStore, StoreError, TurnRecord
 from mcp_results import text
 
-COUNTER = (
-    '[model]\nname = "s"\nprovider = "scripted"\n[scripted]\nreplies = ["one", "two", "three", "four"]\n'
-)
-CLAUDE = '[model]\nname = "claude-haiku-4-5"\nprovider = "anthropic"\nmax_retries = 0\n'
-
 
 @pytest.fixture
 def programs(tmp_path: Path) -> Path:
-    root = tmp_path / "programs"
-    root.mkdir()
-    (root / "counter.toml").write_text(COUNTER)
-    (root / "claude.toml").write_text(CLAUDE)
-    return root
+    return write_programs(tmp_path / "programs", {"counter.toml": COUNTER, "claude.toml": CLAUDE})
 
 
 def stdio(programs: Path, state: Path, *extra: str) -> StdioServerParameters:
-    args = ["-m", "llmproc.cli.mcp", "--programs", str(programs), "--state", str(state), *extra]
-    return StdioServerParameters(command=sys.executable, args=args)
+    return llmproc_mcp(programs, "--state", str(state), *extra)
 
 
 async def test_a_stdio_conversation_continues_after_the_server_restarts(programs, tmp_path):
@@ -58,12 +49,16 @@ async def test_a_stdio_conversation_continues_after_the_server_restarts(programs
 
 
 async def test_idle_processes_leave_memory_but_not_the_disk(programs, tmp_path):
-    async with Client(stdio(programs, tmp_path / "state.db", "--idle-timeout", "0.3")) as client:
-        first = await client.call_tool("run_counter", {"message": "a"})
-        await anyio.sleep(0.6)
-        listed = (await client.call_tool("list_processes", {})).structured_content["processes"]
-        assert [p["process_id"] for p in listed] == [first.structured_content["process_id"]]  # from disk
-        assert text(await client.call_tool("run_counter", {"message": "b"})) == "two"
+    log = tmp_path / "server.log"
+    params = stdio(programs, tmp_path / "state.db", "--idle-timeout", "0.3", "--log-level", "INFO")
+    with log.open("w") as errors:
+        async with Client(stdio_client(params, errlog=errors)) as client:
+            first = await client.call_tool("run_counter", {"message": "a"})
+            gone = f"process {first.structured_content['process_id']} left memory"
+            await wait_until(lambda: gone in log.read_text(), "the idle process to leave memory")
+            listed = (await client.call_tool("list_processes", {})).structured_content["processes"]
+            assert [p["process_id"] for p in listed] == [first.structured_content["process_id"]]  # from disk
+            assert text(await client.call_tool("run_counter", {"message": "b"})) == "two"
 
 
 async def test_reset_and_fork_are_kept(programs, tmp_path):

@@ -13,18 +13,10 @@ from typing import Any
 import pytest
 
 from fake_provider import FakeProviderServer, ScriptedToolCall, Turn
+from helpers import call, system_text
 from llmproc import LLMProcess, LLMProgram, ProcessError
 
 MODEL = '[model]\nname = "claude-haiku-4-5"\nprovider = "anthropic"\nmax_retries = 0\n'
-
-
-def call(name: str, **arguments: Any) -> Turn:
-    return Turn(tool_calls=(ScriptedToolCall(name, arguments),))
-
-
-def system_text(body: dict[str, Any]) -> str:
-    system = body.get("system") or ""
-    return system if isinstance(system, str) else "".join(b.get("text", "") for b in system)
 
 
 def text_of(message: dict[str, Any]) -> str:

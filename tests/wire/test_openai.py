@@ -28,13 +28,6 @@ def capital(country: str) -> str:
     return {"France": "Paris", "England": "London"}.get(country, "unknown")
 
 
-@pytest.fixture
-def openai_env(fake, monkeypatch) -> FakeProviderServer:
-    monkeypatch.setenv("OPENAI_API_KEY", fake.api_key)
-    monkeypatch.setenv("OPENAI_BASE_URL", f"{fake.url}/v1")
-    return fake
-
-
 def program_text(extra: str = "") -> str:
     return '[model]\nname = "gpt-4o-mini"\nprovider = "openai"\nmax_retries = 0\n' + extra
 

@@ -29,13 +29,6 @@ def capital(country: str) -> str:
     return {"France": "Paris", "Peru": "Lima"}.get(country, "unknown")
 
 
-@pytest.fixture
-def openai_env(fake, monkeypatch) -> FakeProviderServer:
-    monkeypatch.setenv("OPENAI_API_KEY", fake.api_key)
-    monkeypatch.setenv("OPENAI_BASE_URL", f"{fake.url}/v1")
-    return fake
-
-
 def program_text(model: str = "o4-mini", extra: str = "", model_extra: str = "") -> str:
     return f'[model]\nname = "{model}"\nprovider = "openai"\nmax_retries = 1\n{model_extra}' + extra
 

@@ -173,6 +173,7 @@ class ProcessDirectory:
         gone, self.table.evicted = [*self.table.evict_idle(), *self.table.evicted], []
         for handle in gone:
             await handle.process.aclose()
+            log.info("process %s left memory (idle, or pushed out for a newer one)", handle.id)
 
     async def evict_forever(self) -> None:
         """Idle processes leave memory even when no call comes along to notice them."""
