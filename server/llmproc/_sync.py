@@ -49,3 +49,30 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
         with contextlib.suppress(BaseException):
             loop.run_until_complete(task)
         raise
+
+
+def either(coroutine: Coroutine[Any, Any, T]) -> Any:
+    """The coroutine itself inside a running event loop (to await), else its result: how one
+    async method serves sync callers too, with no twin."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return run(coroutine)
+    return coroutine
+
+
+class LoopLocks:
+    """One asyncio.Lock per event loop (a lock is bound to the loop it is first used on), so an
+    object used from sync code (its own loop) and from async code (the caller's) serialises both."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def current(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        return self._locks.get(loop) or self._locks.setdefault(loop, asyncio.Lock())
+
+    def existing(self) -> asyncio.Lock | None:
+        return self._locks.get(asyncio.get_running_loop())

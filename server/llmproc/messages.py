@@ -99,8 +99,12 @@ class Message:
     provider_data: Any = None
 
     @classmethod
-    def user(cls, text: str) -> Message:
-        return cls("user", (TextBlock(text),))
+    def user(cls, text: str, *, show_id: bool = False) -> Message:
+        """A user message; with `show_id` its id is shown to the model as a [msg-N] prefix (goto)."""
+        if not show_id:
+            return cls("user", (TextBlock(text),))
+        message_id = new_message_id()
+        return cls("user", (TextBlock(f"[{message_id}] {text}"),), id=message_id)
 
     @property
     def text(self) -> str:

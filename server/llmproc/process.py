@@ -8,9 +8,8 @@ error or a cancellation leaves the history exactly as it was.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
-import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,18 +20,18 @@ from .errors import ProcessError
 from .events import EventCallback
 from .kernel import Kernel, default_kernel
 from .limits import Limits, limits_for
-from .loop import TurnHook, Turns, run_turns
-from .messages import Message, TextBlock, check_unicode, new_message_id
+from .loop import Turns, run_turns
+from .messages import Message, check_unicode
 from .process_tools import ProcessTools
 from .program import LLMProgram
 from .providers import create_provider
 from .providers.base import Provider
-from .providers.pricing import cost_usd, price_from_config
 from .result import RunResult, Usage, add_cost
 from .run_state import RunState
+from .spending import Spending
 from .tools.base import ToolSpec
 from .tools.fd import REFERENCE_INSTRUCTIONS, FileDescriptors
-from .turn_hooks import CostBudgetHook, GotoHook, ReferenceCapture
+from .turn_hooks import hooks_for
 
 log = logging.getLogger("llmproc")
 
@@ -41,6 +40,9 @@ _FILE_TOOLS = {"read_file", "list_dir", "fd_to_file"}
 
 class LLMProcess:
     """A process: a program plus its conversation, usage and cost."""
+
+    fds: FileDescriptors | None
+    """Its file descriptors, when its program uses them."""
 
     def __init__(
         self,
@@ -63,31 +65,22 @@ class LLMProcess:
         self.program_changed = False
         """Restored from a snapshot taken with another version of the program file."""
         self._history: list[Message] = list(history)
-        self._provider: Provider | None = None
         self._callbacks: list[EventCallback] = []
-        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._locks = _sync.LoopLocks()
         self._closed = False
         self._running = 0
-        self.usage = Usage()
-        self.cost_usd: float | None = 0.0
-        self._price = price_from_config(program.config.model.pricing)
         config = program.config
         self._limits: Limits = limits_for(config.limits, parent._limits if parent else None, nested)
         self.depth, self.limits, self.budget = self._limits.depth, self._limits.config, self._limits.budget
+        self._spending = Spending(config.model, self.budget)
         builtin = set(config.tools.builtin)
         self._show_ids = "goto" in builtin
-        fds_on = config.file_descriptor.enabled or bool(builtin & {"read_fd", "fd_to_file"})
-        if parent is not None and parent.fds is not None and inherit_descriptors:
-            self.fds: FileDescriptors | None = parent.fds.copy()
-        else:
-            self.fds = FileDescriptors(config.file_descriptor) if fds_on else None
+        inherited = parent.fds if parent is not None and inherit_descriptors else None
+        self.fds = FileDescriptors.for_process(config.file_descriptor, builtin, inherited)
         self._tools = ProcessTools(program, self.kernel, self.fds, self.limits.max_access)
-        references = self.fds is not None and config.file_descriptor.enable_references
-        self._system_prompt = "\n\n".join(
-            p for p in (program.system_prompt, REFERENCE_INSTRUCTIONS if references else "") if p
-        )
+        self._references = self.fds if config.file_descriptor.enable_references else None
+        extra = REFERENCE_INSTRUCTIONS if self._references is not None else ""
+        self._system_prompt = "\n\n".join(p for p in (program.system_prompt, extra) if p)
         self.kernel.register(self)
 
     @classmethod
@@ -96,6 +89,16 @@ class LLMProcess:
         return cls(LLMProgram.from_toml(path))
 
     # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def usage(self) -> Usage:
+        """Tokens of every completed request of this process and its children."""
+        return self._spending.usage
+
+    @property
+    def cost_usd(self) -> float | None:
+        """USD spent by this process and its children; None when a price is unknown."""
+        return self._spending.cost_usd
 
     @property
     def messages(self) -> tuple[Message, ...]:
@@ -187,16 +190,13 @@ class LLMProcess:
         process = cls(state.program, history=state.messages, process_id=state.process_id)
         process.parent_id = state.parent_id
         process.program_changed = state.program_changed
-        process.usage, process.cost_usd = state.usage, state.cost_usd
+        process._spending.usage, process._spending.cost_usd = state.usage, state.cost_usd
         if state.descriptors and process.fds is None:
             log.warning(
                 "program %s no longer uses file descriptors; the snapshot's are dropped", state.program.path
             )
         elif process.fds is not None:
-            for name, entry in state.descriptors.items():
-                process.fds.store(entry["text"], source=entry.get("source", ""), name=name)
-            if state.fd_next:
-                process.fds.next_number = max(process.fds.next_number, state.fd_next)
+            process.fds.restore(state.descriptors, state.fd_next)
         return process
 
     def children(self) -> list[str]:
@@ -214,7 +214,7 @@ class LLMProcess:
 
     async def tool_specs(self) -> list[ToolSpec]:
         """The tools the model sees (this starts the program's MCP servers)."""
-        return (await self._tools.router(self)).specs
+        return (await self._tools.router(_Kin(self))).specs
 
     def add_callback(self, callback: EventCallback) -> None:
         """Receive the events of every run (text deltas, tool calls, finished turns)."""
@@ -225,38 +225,14 @@ class LLMProcess:
 
     # -- children ------------------------------------------------------------------------------
 
-    @property
-    def linked_programs(self) -> Mapping[str, str | None]:
-        """The programs spawn may start, with their descriptions."""
-        return {name: description for name, (_, description) in self.program.linked_program_paths.items()}
-
-    @property
-    def uses_descriptors(self) -> bool:
-        return self.fds is not None
-
-    def start_linked(self, name: str) -> LLMProcess:
-        """A child running the linked program `name` (spawn)."""
-        return LLMProcess(self.program.linked_program(name), parent=self)
-
-    def start_fork(self, history: Sequence[Message]) -> LLMProcess:
-        """A child running this program from `history`, with copies of the descriptors (fork)."""
-        return LLMProcess(self.program, history=history, parent=self, inherit_descriptors=True)
-
     def receive_descriptors(self, parent: Any, fds: Sequence[str], prompt: str) -> Message:
         """The first message of a spawned child, handing it the parent's descriptors `fds`."""
         if not fds:
             return self._user_message(prompt)
-        if not isinstance(parent, LLMProcess) or parent.fds is None:
+        given = parent.fds if isinstance(parent, _Kin) else None
+        if given is None:
             raise ProcessError("this process has no file descriptors to hand on")
-        notes = []
-        for fd in fds:
-            text = parent.fds.text(fd)
-            if self.fds is not None:
-                self.fds.adopt(fd, parent.fds)
-                notes.append(f"{fd} ({len(text):,} characters; read it with read_fd)")
-            else:
-                notes.append(f'<fd name="{fd}">\n{text}\n</fd>')
-        return self._user_message(prompt + "\n\nDescriptors handed to you:\n" + "\n".join(notes))
+        return self._user_message(prompt + given.hand_on(list(fds), self.fds))
 
     async def run_message(self, message: Message) -> RunResult:
         """Run a prepared first message (how spawn and fork start their children)."""
@@ -269,12 +245,7 @@ class LLMProcess:
 
         Returns a `RunResult` (a coroutine of one inside a running event loop).
         """
-        coroutine = self.arun(message, on_event=on_event)
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return _sync.run(coroutine)
-        return coroutine
+        return _sync.either(self.arun(message, on_event=on_event))
 
     async def arun(self, message: str, *, on_event: EventCallback | None = None) -> RunResult:
         """Run one user message to the model's final answer."""
@@ -289,9 +260,7 @@ class LLMProcess:
     async def _locked_run(self, message: str | Message, callbacks: Sequence[EventCallback]) -> RunResult:
         if self._closed:
             raise ProcessError(f"process {self.id} is closed")
-        loop = asyncio.get_running_loop()
-        lock = self._locks.get(loop) or self._locks.setdefault(loop, asyncio.Lock())
-        async with lock:
+        async with self._locks.current():
             self._running += 1
             try:
                 first = message if isinstance(message, Message) else self._user_input(message)
@@ -300,37 +269,28 @@ class LLMProcess:
                 self._running -= 1
 
     def _user_message(self, text: str) -> Message:
-        """A user message; with goto enabled its id is shown to the model as a [msg-N] prefix."""
-        if not self._show_ids:
-            return Message.user(text)
-        message_id = new_message_id()
-        return Message("user", (TextBlock(f"[{message_id}] {text}"),), id=message_id)
+        return Message.user(text, show_id=self._show_ids)  # ids let the model name a goto point
 
     def _user_input(self, text: str) -> Message:
-        config = self.program.config.file_descriptor
-        if self.fds is not None and config.page_user_input:
-            paged = self.fds.page_if_long(text, source="The user's message", limit=config.max_input_chars)
-            if paged is not None:
-                return self._user_message(paged)
-        return self._user_message(text)
+        """The user's message; a long one becomes a descriptor when the program pages input."""
+        return self._user_message(self.fds.paged_input(text) if self.fds is not None else text)
 
-    def _provider_instance(self) -> Provider:
-        if self._provider is None:
-            self._provider = create_provider(self.program.provider_settings, self.kernel)
-        return self._provider
+    @functools.cached_property
+    def _provider(self) -> Provider:
+        return create_provider(self.program.provider_settings, self.kernel)
 
     async def _run(self, user_message: Message, callbacks: Sequence[EventCallback]) -> RunResult:
         """One run: the turns (loop.py), then what they added joins the history."""
         turns = Turns(
-            provider=self._provider_instance(),
-            tools=await self._tools.router(self),
+            provider=self._provider,
+            tools=await self._tools.router(_Kin(self)),
             system_prompt=self._system_prompt,
             max_iterations=self.program.config.model.max_iterations,
-            hooks=self._hooks,
-            account=self._account,
+            hooks=hooks_for(self.budget, self._references, self._show_ids, self._user_message),
+            account=self._spending.charge,
             page_result=self._tools.page_long_result,
         )
-        run = RunState(self, self._history, [user_message])
+        run = RunState(_Kin(self), self._history, [user_message])
         outcome = await run_turns(turns, run, callbacks)
         if run.base is self._history:
             self._history.extend(run.pending)
@@ -342,45 +302,16 @@ class LLMProcess:
             process_id=self.id,
             stop_reason=outcome.stop_reason,
             usage=outcome.usage + run.child_usage,
-            cost_usd=add_cost(self._cost(outcome.usage), run.child_cost),
+            cost_usd=add_cost(self._spending.cost_of(outcome.usage), run.child_cost),
             tool_calls=outcome.tool_calls,
             iterations=outcome.iterations,
         )
-
-    @property
-    def _hooks(self) -> list[TurnHook]:
-        """What happens around each turn, as this program asks."""
-        hooks: list[TurnHook] = []
-        if self.budget is not None:
-            hooks.append(CostBudgetHook(self.budget))
-        if self.fds is not None and self.program.config.file_descriptor.enable_references:
-            hooks.append(ReferenceCapture(self.fds))
-        if "goto" in self._tools.builtin:
-            hooks.append(GotoHook(self._user_message))
-        return hooks
-
-    def _cost(self, usage: Usage) -> float | None:
-        model = self.program.config.model
-        return cost_usd(model.provider, model.name, usage, self._price)
-
-    def _account(self, usage: Usage) -> None:
-        """Totals count every completed request, even in runs that later failed: those are billed too."""
-        self.usage += usage
-        cost = self._cost(usage)
-        self.cost_usd = add_cost(self.cost_usd, cost)
-        if self.budget is not None:
-            self.budget.charge(cost)
-
-    def account_child(self, result: RunResult) -> None:
-        """A child's spending counts in this process's totals (its budget was charged already)."""
-        self.usage += result.usage
-        self.cost_usd = add_cost(self.cost_usd, result.cost_usd)
 
     # -- lifetime ------------------------------------------------------------------------------
 
     async def wait_idle(self) -> None:
         """Return once no run of this process is in progress on this event loop."""
-        lock = self._locks.get(asyncio.get_running_loop())
+        lock = self._locks.existing()
         if lock is not None:
             async with lock:
                 pass
@@ -394,12 +325,7 @@ class LLMProcess:
 
     def close(self) -> Any:
         """`aclose()` for either world: await it in async code, or call it from sync code."""
-        coroutine = self.aclose()
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return _sync.run(coroutine)
-        return coroutine
+        return _sync.either(self.aclose())
 
     async def __aenter__(self) -> LLMProcess:
         return self
@@ -409,6 +335,37 @@ class LLMProcess:
 
     def __repr__(self) -> str:
         return f"LLMProcess(id={self.id!r}, program={self.program.source!r}, messages={len(self._history)})"
+
+
+class _Kin:
+    """What a process's system calls see of it (`run_state.RunningProcess`): its limits, the
+    children it may start, and its totals, which their spending joins."""
+
+    def __init__(self, process: LLMProcess) -> None:
+        self._process = process
+        self.depth, self.limits, self.budget = process.depth, process.limits, process.budget
+        self.fds = process.fds
+
+    @property
+    def uses_descriptors(self) -> bool:
+        return self.fds is not None
+
+    @property
+    def linked_programs(self) -> Mapping[str, str | None]:
+        paths = self._process.program.linked_program_paths
+        return {name: description for name, (_, description) in paths.items()}
+
+    def start_linked(self, name: str) -> LLMProcess:
+        process = self._process
+        return LLMProcess(process.program.linked_program(name), parent=process)
+
+    def start_fork(self, history: Sequence[Message]) -> LLMProcess:
+        process = self._process
+        return LLMProcess(process.program, history=history, parent=process, inherit_descriptors=True)
+
+    def account_child(self, result: RunResult) -> None:
+        """A child's spending counts in the process's totals (its budget was charged already)."""
+        self._process._spending.add_child(result)
 
 
 LLMProgram.starter = LLMProcess

@@ -52,3 +52,20 @@ class GotoHook(TurnHook):
         index, text = run.goto
         run.base, run.goto = run.messages[:index], None
         run.pending = [self._user_message(text)]
+
+
+def hooks_for(
+    budget: CostBudget | None,
+    references: FileDescriptors | None,
+    goto: bool,
+    user_message: Callable[[str], Message],
+) -> list[TurnHook]:
+    """What happens around each turn of a process, as its program asks."""
+    hooks: list[TurnHook] = []
+    if budget is not None:
+        hooks.append(CostBudgetHook(budget))
+    if references is not None:
+        hooks.append(ReferenceCapture(references))
+    if goto:
+        hooks.append(GotoHook(user_message))
+    return hooks

@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     # 2: the tools and the providers
     ("tools.*", "providers", "providers.*"),
     # 3: programs, the kernel, the run loop and its hooks
-    ("program", "kernel", "loop", "turn_hooks", "limits", "process_tools"),
+    ("program", "kernel", "loop", "turn_hooks", "limits", "process_tools", "spending"),
     # 4: the process and its snapshots
     ("snapshot", "process"),
     # 5: the server's state database

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Literal
 
 from ..config import FileDescriptorConfig
@@ -69,6 +69,26 @@ class FileDescriptors:
     def source(self, fd: str) -> str:
         return self._entry(fd).source
 
+    @classmethod
+    def for_process(
+        cls, config: FileDescriptorConfig, builtin: Collection[str], inherited: FileDescriptors | None
+    ) -> FileDescriptors | None:
+        """A process's table: a copy of `inherited` (a fork's), else a new one when the program
+        uses descriptors, else None."""
+        if inherited is not None:
+            return inherited.copy()
+        wanted = config.enabled or not {"read_fd", "fd_to_file"}.isdisjoint(builtin)
+        return cls(config) if wanted else None
+
+    def paged_input(self, text: str) -> str:
+        """A user's message as the model gets it: over the limit (with [file_descriptor]
+        page_user_input) it is stored here and the model is told how to read it."""
+        config = self.config
+        if not config.page_user_input:
+            return text
+        paged = self.page_if_long(text, source="The user's message", limit=config.max_input_chars)
+        return text if paged is None else paged
+
     def copy(self, only: list[str] | None = None) -> FileDescriptors:
         table = FileDescriptors(self.config)
         table._files = {k: v for k, v in self._files.items() if only is None or k in only}
@@ -87,6 +107,26 @@ class FileDescriptors:
             self._next += 1
         self._files[name] = _Text(text, self.config.default_page_size, source)
         return name
+
+    def hand_on(self, names: list[str] | tuple[str, ...], to: FileDescriptors | None) -> str:
+        """What a child is told of the descriptors `names` handed to it: adopted into `to`, its
+        own table, or, for a child without one, their text inline."""
+        notes = []
+        for name in names:
+            text = self.text(name)
+            if to is not None:
+                to.adopt(name, self)
+                notes.append(f"{name} ({len(text):,} characters; read it with read_fd)")
+            else:
+                notes.append(f'<fd name="{name}">\n{text}\n</fd>')
+        return "\n\nDescriptors handed to you:\n" + "\n".join(notes)
+
+    def restore(self, saved: dict[str, dict[str, str]], next_number: int | None) -> None:
+        """Take back the descriptors of a snapshot."""
+        for name, entry in saved.items():
+            self.store(entry["text"], source=entry.get("source", ""), name=name)
+        if next_number:
+            self.next_number = max(self.next_number, next_number)
 
     def adopt(self, name: str, other: FileDescriptors) -> None:
         """Give this table a descriptor of another table under the same name."""
