@@ -35,8 +35,6 @@ from .turn_hooks import hooks_for
 
 log = logging.getLogger("llmproc")
 
-_FILE_TOOLS = {"read_file", "list_dir", "fd_to_file"}
-
 
 class LLMProcess:
     """A process: a program plus its conversation, usage and cost."""
