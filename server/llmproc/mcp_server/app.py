@@ -86,14 +86,17 @@ class LLMProcServer:
         return self.directory.store
 
     def _publish(self) -> None:
+        self.mcp.publish(self._tool_defs(self.catalog))
+
+    def _tool_defs(self, catalog: Catalog) -> list[ToolDef]:
         """One run_<name> tool per program, then the system tools."""
         runs = [
             ToolDef(
                 schemas.run_tool(p.tool_name, p.description), schemas.RunArguments, self._run_tool(p.name)
             )
-            for p in self.catalog.programs.values()
+            for p in catalog.programs.values()
         ]
-        self.mcp.publish([*runs, *self._system_tools])
+        return [*runs, *self._system_tools]
 
     async def reload(self) -> bool:
         """Load the programs directory again and publish what changed; tell clients if anything did.
@@ -109,9 +112,10 @@ class LLMProcServer:
         if unchanged:
             self.catalog = catalog
             return False
+        definitions = await asyncio.to_thread(self._tool_defs, catalog)  # a thousand: off the loop too
         before = set(self.catalog.programs)
         self.catalog = catalog
-        self._publish()
+        self.mcp.publish(definitions)
         added, removed = sorted(set(catalog.programs) - before), sorted(before - set(catalog.programs))
         log.info(
             "programs reloaded: %d published%s%s", len(catalog.programs),

@@ -128,19 +128,20 @@ LIST = Tool(
 
 
 def run_tool(name: str, description: str) -> Tool:
-    """The run_<name> tool of one program."""
-    return Tool(
-        name=name,
-        description=description,
-        input_schema=_lean_schemas()[0],
-        output_schema=_lean_schemas()[1],
-        annotations=_TALKS,
-    )
+    """The run_<name> tool of one program: a copy of one template, not validated again (a
+    thousand programs are published on each reload)."""
+    return _run_template().model_copy(update={"name": name, "description": description})
 
 
 @functools.cache
-def _lean_schemas() -> tuple[dict[str, Any], dict[str, Any]]:
-    return _untitled(RunArguments.model_json_schema()), _untitled(RunOutput.model_json_schema())
+def _run_template() -> Tool:
+    return Tool(
+        name="run",
+        description="",
+        input_schema=_untitled(RunArguments.model_json_schema()),
+        output_schema=_untitled(RunOutput.model_json_schema()),
+        annotations=_TALKS,
+    )
 
 
 def _untitled(schema: Any) -> Any:
