@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio.lowlevel
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
@@ -176,6 +177,7 @@ async def reload(count: int = 1001) -> None:
 
     programs = programs_dir(count)
     server = LLMProcServer(Catalog.load(programs))
+    await anyio.lowlevel.checkpoint()  # anyio's event loop backend is loaded, as in a serving server
     gc.freeze()  # as llmproc-mcp does once it has started
     idle = await longest_stall(lambda: asyncio.sleep(1.0))
     edited = programs / "program_00.toml"

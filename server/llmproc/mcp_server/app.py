@@ -69,6 +69,7 @@ class LLMProcServer:
         self.mcp = ToolServer(
             "llmproc", version=__version__, instructions=schemas.INSTRUCTIONS, bus=self._bus
         )
+        self._run_defs: dict[tuple[str, str, str], ToolDef] = {}
         self._system_tools = [
             ToolDef(schemas.SPAWN, schemas.SpawnArguments, self._spawn),
             ToolDef(schemas.RESET, schemas.ResetArguments, self._reset),
@@ -89,14 +90,15 @@ class LLMProcServer:
         self.mcp.publish(self._tool_defs(self.catalog))
 
     def _tool_defs(self, catalog: Catalog) -> list[ToolDef]:
-        """One run_<name> tool per program, then the system tools."""
-        runs = [
-            ToolDef(
+        """One run_<name> tool per program, then the system tools. A program whose tool is
+        unchanged keeps its definition: a reload builds only what changed."""
+        known, self._run_defs = self._run_defs, {}
+        for p in catalog.programs.values():
+            key = (p.name, p.tool_name, p.description)
+            self._run_defs[key] = known.get(key) or ToolDef(
                 schemas.run_tool(p.tool_name, p.description), schemas.RunArguments, self._run_tool(p.name)
             )
-            for p in catalog.programs.values()
-        ]
-        return [*runs, *self._system_tools]
+        return [*self._run_defs.values(), *self._system_tools]
 
     async def reload(self) -> bool:
         """Load the programs directory again and publish what changed; tell clients if anything did.
@@ -112,10 +114,9 @@ class LLMProcServer:
         if unchanged:
             self.catalog = catalog
             return False
-        definitions = await asyncio.to_thread(self._tool_defs, catalog)  # a thousand: off the loop too
         before = set(self.catalog.programs)
         self.catalog = catalog
-        self.mcp.publish(definitions)
+        self._publish()
         added, removed = sorted(set(catalog.programs) - before), sorted(before - set(catalog.programs))
         log.info(
             "programs reloaded: %d published%s%s", len(catalog.programs),
