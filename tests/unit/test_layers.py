@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     # 4: the process and its snapshots
     ("snapshot", "process"),
     # 5: the server's state database
-    ("store",),
+    ("store", "store_postgres"),
     # 6: the MCP server front end
     ("mcp_server", "mcp_server.*"),
     # 7: the command lines and the public package

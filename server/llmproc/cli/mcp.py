@@ -27,6 +27,8 @@ import anyio
 from . import add_version, mcp_http
 from .mcp_http import TOKEN_VARIABLE
 
+STATE_VARIABLE = "LLMPROC_STATE"
+
 
 def _port(text: str) -> int:
     try:
@@ -146,9 +148,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--state",
-        metavar="PATH",
-        help="keep every process in this SQLite file, so conversations survive restarts "
-        "(continue one by its process_id)",
+        metavar="PATH|URL",
+        help="keep every process in this SQLite file, or in PostgreSQL (postgresql://USER:PASSWORD@"
+        "HOST:PORT/DB), so conversations survive restarts (continue one by its process_id); "
+        f"default: ${{{STATE_VARIABLE}}} when set",
     )
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
@@ -185,12 +188,14 @@ async def serve(
         except OSError as err:
             reason = err.strerror or str(err)
             return await _cannot_start(args, f"can not listen on {args.host} port {args.port}: {reason}")
-    store = None
-    if args.state:
+    store: Any = None
+    state = args.state or os.environ.get(STATE_VARIABLE) or None
+    if state:
         from ..store import SqliteStore, StoreError
+        from ..store_postgres import PostgresStore, is_url
 
         try:
-            store = SqliteStore(args.state)
+            store = await PostgresStore.connect(state) if is_url(state) else SqliteStore(state)
         except StoreError as err:
             if listener is not None:
                 listener.close()

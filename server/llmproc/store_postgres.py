@@ -1,0 +1,240 @@
+"""The process store on PostgreSQL: the state of servers that outgrow one machine.
+
+`--state postgresql://USER:PASSWORD@HOST:PORT/DB` (or `postgres://`, or `LLMPROC_STATE`) keeps
+every process in that database, with the same contract and the same shape as `SqliteStore`:
+one transaction per completed turn, appending the turn's messages and rewriting one small
+header row, so a commit costs the same at any length of history.
+
+The driver is asyncpg (the `postgres` extra): it speaks the protocol natively on asyncio, so a
+commit never takes a thread; it needs no libpq on the machine, keeps a connection pool, and its
+binary protocol makes a turn's few statements cheap. Tables carry an `llmproc_` prefix (the
+database may hold other applications' tables) and a schema version in `llmproc_meta`: a newer
+llmproc can migrate it, an older one refuses it in one line. Several servers may create the
+schema at once; an advisory lock makes them take turns.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+from typing import Any
+
+from .errors import StoreError
+from .store import SCHEMA_NAME, SCHEMA_VERSION, StoredProcess, TurnRecord
+
+URL_SCHEMES = ("postgresql://", "postgres://")
+
+_SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS llmproc_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS llmproc_processes (
+        id TEXT PRIMARY KEY, program TEXT NOT NULL, owner TEXT, boot TEXT NOT NULL,
+        turns INTEGER NOT NULL, header TEXT NOT NULL, length INTEGER NOT NULL,
+        created DOUBLE PRECISION NOT NULL, updated DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS llmproc_processes_by_owner ON llmproc_processes (owner)",
+    """CREATE TABLE IF NOT EXISTS llmproc_messages (
+        process_id TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (process_id, seq))""",
+    """CREATE TABLE IF NOT EXISTS llmproc_descriptors (
+        process_id TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (process_id, name))""",
+    """CREATE TABLE IF NOT EXISTS llmproc_defaults (
+        owner TEXT NOT NULL, program TEXT NOT NULL, process_id TEXT NOT NULL,
+        PRIMARY KEY (owner, program))""",
+]
+_SCHEMA_LOCK = 0x6C6C6D70  # "llmp": the advisory lock servers take while creating the schema
+
+_COLUMNS = "id, program, owner, boot, turns, created, updated, length, header"
+
+
+def is_url(state: str) -> bool:
+    return state.startswith(URL_SCHEMES)
+
+
+def shown(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+class PostgresStore:
+    """A `ProcessStore` on PostgreSQL; open it with `await PostgresStore.connect(url)`."""
+
+    def __init__(self, pool: Any, url: str) -> None:
+        self._pool = pool
+        self.url = url
+        self._where = f"state database {shown(url)}"
+
+    @classmethod
+    async def connect(cls, url: str) -> PostgresStore:
+        """Connect, create or check the schema, and return the store; a StoreError says why not."""
+        try:
+            import asyncpg
+        except ImportError:
+            raise StoreError(
+                "--state with a PostgreSQL URL needs the asyncpg driver: pip install 'llmproc[postgres]'"
+            ) from None
+        where = f"state database {shown(url)}"
+        try:
+            pool = await asyncpg.create_pool(url, min_size=1, max_size=10, command_timeout=60)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as err:
+            raise StoreError(f"can not connect to {where}: {_reason(err)}") from None
+        store = cls(pool, url)
+        try:
+            await store._prepare()
+        except BaseException:
+            await pool.close()
+            raise
+        return store
+
+    async def _prepare(self) -> None:
+        async with self._guard(), self._pool.acquire() as db, db.transaction():
+            await db.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+            for statement in _SCHEMA:
+                await db.execute(statement)
+            await db.execute(
+                """INSERT INTO llmproc_meta VALUES ('schema', $1), ('version', $2)
+                   ON CONFLICT (key) DO NOTHING""",
+                SCHEMA_NAME,
+                str(SCHEMA_VERSION),
+            )
+            meta = dict(await db.fetch("SELECT key, value FROM llmproc_meta"))
+        if meta.get("schema") != SCHEMA_NAME:
+            raise StoreError(
+                f"{self._where} holds another application's llmproc_meta; choose another database"
+            )
+        version = int(meta.get("version", "0"))
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self._where} was written by a newer llmproc (format {version}, this one reads up to "
+                f"{SCHEMA_VERSION}); upgrade llmproc"
+            )
+
+    def _guard(self) -> _Guard:
+        return _Guard(self._where)
+
+    # -- writes --------------------------------------------------------------------------------
+
+    async def commit(self, record: TurnRecord) -> None:
+        now = time.time()
+        pid = record.process_id
+        messages = [(pid, record.keep + i, _json(m)) for i, m in enumerate(record.messages)]
+        descriptors = [(pid, name, _json(d)) for name, d in record.descriptors.items()]
+        async with self._guard(), self._pool.acquire() as db, db.transaction():
+            await db.execute(
+                "DELETE FROM llmproc_messages WHERE process_id = $1 AND seq >= $2", pid, record.keep
+            )
+            if messages:
+                await db.executemany("INSERT INTO llmproc_messages VALUES ($1, $2, $3)", messages)
+            if descriptors:
+                await db.executemany(
+                    """INSERT INTO llmproc_descriptors VALUES ($1, $2, $3)
+                       ON CONFLICT (process_id, name) DO UPDATE SET body = excluded.body""",
+                    descriptors,
+                )
+            await db.execute(
+                """INSERT INTO llmproc_processes VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+                   ON CONFLICT (id) DO UPDATE SET program = excluded.program, owner = excluded.owner,
+                   boot = excluded.boot, turns = excluded.turns, header = excluded.header,
+                   length = excluded.length, updated = excluded.updated""",
+                pid,
+                record.program,
+                record.owner,
+                record.boot,
+                record.turns,
+                _json(record.header),
+                record.keep + len(record.messages),
+                now,
+            )
+
+    async def set_owner(self, process_id: str, owner: str | None, boot: str) -> None:
+        async with self._guard():
+            await self._pool.execute(
+                "UPDATE llmproc_processes SET owner = $1, boot = $2 WHERE id = $3", owner, boot, process_id
+            )
+
+    async def set_default(self, owner: str, program: str, process_id: str) -> None:
+        async with self._guard():
+            await self._pool.execute(
+                """INSERT INTO llmproc_defaults VALUES ($1, $2, $3)
+                   ON CONFLICT (owner, program) DO UPDATE SET process_id = excluded.process_id""",
+                owner,
+                program,
+                process_id,
+            )
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def load(self, process_id: str) -> StoredProcess | None:
+        async with self._guard(), self._pool.acquire() as db, db.transaction(isolation="repeatable_read"):
+            row = await db.fetchrow(f"SELECT {_COLUMNS} FROM llmproc_processes WHERE id = $1", process_id)
+            if row is None:
+                return None
+            stored = _summary(row)
+            bodies = await db.fetch(
+                "SELECT body FROM llmproc_messages WHERE process_id = $1 AND seq < $2 ORDER BY seq",
+                process_id,
+                stored.length,
+            )
+            named = await db.fetch(
+                "SELECT name, body FROM llmproc_descriptors WHERE process_id = $1", process_id
+            )
+        messages = [json.loads(r["body"]) for r in bodies]
+        descriptors = {r["name"]: json.loads(r["body"]) for r in named}
+        stored.document = {**stored.header, "messages": messages, "file_descriptors": descriptors}
+        return stored
+
+    async def default(self, owner: str, program: str) -> str | None:
+        async with self._guard():
+            found: str | None = await self._pool.fetchval(
+                "SELECT process_id FROM llmproc_defaults WHERE owner = $1 AND program = $2", owner, program
+            )
+        return found
+
+    async def owned(self, owner: str) -> list[StoredProcess]:
+        async with self._guard():
+            rows = await self._pool.fetch(f"SELECT {_COLUMNS} FROM llmproc_processes WHERE owner = $1", owner)
+        return [_summary(row) for row in rows]
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+class _Guard:
+    """The driver's failures as StoreErrors that name the database (never its password)."""
+
+    def __init__(self, where: str) -> None:
+        self._where = where
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: Any, error: BaseException | None, trace: Any) -> bool:
+        if error is None or isinstance(error, StoreError) or not isinstance(error, Exception):
+            return False
+        import asyncpg
+
+        if isinstance(error, OSError | asyncpg.PostgresError | asyncpg.InterfaceError):
+            raise StoreError(f"{self._where} failed: {_reason(error)}") from None
+        return False
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)  # control characters (NUL too) stay escaped
+
+
+def _summary(row: Any) -> StoredProcess:
+    return StoredProcess(
+        row["id"], row["program"], row["owner"], row["boot"], row["turns"],
+        row["created"], row["updated"], row["length"], json.loads(row["header"]),
+    )  # fmt: skip
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    if isinstance(err, ConnectionRefusedError) or "Connect call failed" in text:
+        return f"connection refused (is PostgreSQL running?): {text}"
+    return text
