@@ -335,8 +335,9 @@ def _pieces(text: str) -> list[str]:
 
 
 class AnthropicApi(FakeApi):
-    def matches(self, path: str) -> bool:
-        return matches(path)
+    matches = staticmethod(matches)
+    view = staticmethod(view)
+    error = staticmethod(_error)
 
     def refusal(
         self, fake: FakeProviderServer, path: str, headers: dict[str, str], body: Any
@@ -349,9 +350,6 @@ class AnthropicApi(FakeApi):
         problem = validate(fake, body, path, betas)
         return _error(400, "invalid_request_error", problem) if problem else None
 
-    def view(self, body: dict[str, Any]) -> ConversationView:
-        return view(body)
-
     def reply(self, fake: FakeProviderServer, turn: Turn, path: str, body: dict[str, Any]) -> Message:
         model = body.get("model") or path.rsplit("/models/", 1)[-1].split(":")[0]
         omitted = (body.get("thinking") or {}).get("display") == "omitted"
@@ -362,11 +360,6 @@ class AnthropicApi(FakeApi):
 
     def stream(self, reply: Any, body: dict[str, Any]) -> SseResponse:
         return stream_response(reply)
-
-    def error(
-        self, status: int, kind: str, message: str, headers: dict[str, str] | None = None
-    ) -> JsonResponse:
-        return _error(status, kind, message, headers)
 
     def in_stream_error(self, fault: Fault) -> SseResponse | None:
         error = {"type": "error", "error": {"type": fault.error_type, "message": fault.message}}

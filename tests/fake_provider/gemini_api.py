@@ -178,8 +178,9 @@ _STATUS_NAMES = {429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE",
 
 
 class GeminiApi(FakeApi):
-    def matches(self, path: str) -> bool:
-        return matches(path)
+    matches = staticmethod(matches)
+    view = staticmethod(view)
+    error = staticmethod(_error)
 
     def refusal(
         self, fake: FakeProviderServer, path: str, headers: dict[str, str], body: Any
@@ -189,9 +190,6 @@ class GeminiApi(FakeApi):
             return _error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.")
         problem = validate(fake, body)
         return _error(400, "INVALID_ARGUMENT", problem) if problem else None
-
-    def view(self, body: dict[str, Any]) -> ConversationView:
-        return view(body)
 
     def reply(
         self, fake: FakeProviderServer, turn: Turn, path: str, body: dict[str, Any]
@@ -206,11 +204,6 @@ class GeminiApi(FakeApi):
 
     def dump(self, reply: Any) -> Any:
         return _dump(reply)
-
-    def error(
-        self, status: int, kind: str, message: str, headers: dict[str, str] | None = None
-    ) -> JsonResponse:
-        return _error(status, kind, message, headers)
 
     def fault_kind(self, fault: Fault) -> str:
         return _STATUS_NAMES.get(fault.status, fault.error_type)

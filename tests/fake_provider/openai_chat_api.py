@@ -203,8 +203,9 @@ def stream_response(completion: ChatCompletion, include_usage: bool) -> SseRespo
 
 
 class ChatCompletionsApi(FakeApi):
-    def matches(self, path: str) -> bool:
-        return matches(path)
+    matches = staticmethod(matches)
+    view = staticmethod(view)
+    error = staticmethod(_error)
 
     def refusal(
         self, fake: FakeProviderServer, path: str, headers: dict[str, str], body: Any
@@ -214,19 +215,11 @@ class ChatCompletionsApi(FakeApi):
         problem = validate(body)
         return _error(400, "invalid_request_error", problem) if problem else None
 
-    def view(self, body: dict[str, Any]) -> ConversationView:
-        return view(body)
-
     def reply(self, fake: FakeProviderServer, turn: Turn, path: str, body: dict[str, Any]) -> ChatCompletion:
         return build_completion(fake, turn, body["model"])
 
     def stream(self, reply: Any, body: dict[str, Any]) -> SseResponse:
         return stream_response(reply, bool((body.get("stream_options") or {}).get("include_usage")))
-
-    def error(
-        self, status: int, kind: str, message: str, headers: dict[str, str] | None = None
-    ) -> JsonResponse:
-        return _error(status, kind, message, headers)
 
     def in_stream_error(self, fault: Fault) -> SseResponse | None:
         error = {"error": {"message": fault.message, "type": fault.error_type, "param": None, "code": None}}

@@ -306,8 +306,9 @@ def _item_events(index: int, item: Any) -> list[Any]:
 
 
 class ResponsesApi(FakeApi):
-    def matches(self, path: str) -> bool:
-        return matches(path)
+    matches = staticmethod(matches)
+    view = staticmethod(view)
+    error = staticmethod(_error)
 
     def refusal(
         self, fake: FakeProviderServer, path: str, headers: dict[str, str], body: Any
@@ -317,9 +318,6 @@ class ResponsesApi(FakeApi):
         problem = validate(fake, body)
         return _error(problem[0], "invalid_request_error", problem[1]) if problem else None
 
-    def view(self, body: dict[str, Any]) -> ConversationView:
-        return view(body)
-
     def reply(self, fake: FakeProviderServer, turn: Turn, path: str, body: dict[str, Any]) -> Response:
         return build_response(fake, turn, body)
 
@@ -328,11 +326,6 @@ class ResponsesApi(FakeApi):
 
     def dump(self, reply: Any) -> Any:
         return reply.model_dump(mode="json", exclude_none=True)
-
-    def error(
-        self, status: int, kind: str, message: str, headers: dict[str, str] | None = None
-    ) -> JsonResponse:
-        return _error(status, kind, message, headers)
 
     def in_stream_error(self, fault: Fault) -> SseResponse | None:
         error = {"type": "error", "code": fault.error_type, "message": fault.message, "param": None}
