@@ -122,6 +122,19 @@ async def test_a_database_written_by_a_newer_llmproc_is_refused(postgres_url):
         await PostgresStore.connect(postgres_url)
 
 
+async def test_a_database_whose_llmproc_meta_is_another_applications_is_refused(postgres_url):
+    import asyncpg
+
+    from llmproc.store_postgres import PostgresStore
+
+    db = await asyncpg.connect(postgres_url)
+    await db.execute("CREATE TABLE llmproc_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    await db.execute("INSERT INTO llmproc_meta VALUES ('schema', 'someone-else')")
+    await db.close()
+    with pytest.raises(StoreError, match="holds another application's llmproc_meta; choose another database"):
+        await PostgresStore.connect(postgres_url)
+
+
 async def test_an_unreachable_server_is_one_clear_error_without_the_password(postgres_url):
     from llmproc.store_postgres import PostgresStore
 
