@@ -10,7 +10,8 @@
     ├── McpServerError      an MCP server failed to start; names the server and its command
     ├── ProcessError        the process can not do what was asked (closed, busy, limits)
     ├── SnapshotError       a snapshot can not be read or restored (format, version, provider)
-    ├── StoreError          the state database can not be used (not one, another's, too new, held)
+    ├── StoreError          the state database can not be used (not one, another's, too new, down)
+    │   └── LeaseLost            another server took over a process while this one ran it (fencing)
     ├── CatalogError        a programs directory can not be published (missing, a name collision)
     └── ServeError          llmproc-mcp can not serve as asked (a transport it can not use)
 
@@ -87,7 +88,12 @@ class SnapshotError(LLMProcError):
 
 class StoreError(LLMProcError):
     """The state database can not be used: not a database, another application's, too new, or
-    held by another server."""
+    not reachable."""
+
+
+class LeaseLost(StoreError):
+    """A commit was refused: another server took the process over (its lease, and so its fencing
+    token, is newer) or changed it since this server loaded it. Nothing was written."""
 
 
 class CatalogError(LLMProcError):

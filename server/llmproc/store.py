@@ -1,19 +1,24 @@
 """Where a server keeps its processes between turns and across restarts.
 
 `ProcessStore` is the whole contract: a few async calls on plain JSON-able data, so a shared
-database (PostgreSQL, Redis) can implement it for replicas behind a load balancer.
+database can implement it for replicas behind a load balancer (store_postgres.py does).
 `SqliteStore` is the embedded implementation (standard library `sqlite3`, WAL mode). Each
 completed turn is one transaction that appends the turn's messages and rewrites only the
 small header row: the cost of persisting a turn does not grow with the history.
 `Persisted` works out what a process added since its last commit.
+
+Several servers may share one store. Each process has a lease (holder, expiry, fencing token)
+that a server takes when a call starts and renews while it runs, and a version that grows with
+every commit. A commit names the lease token it was made under and the version it built on;
+the store refuses it (`LeaseLost`) when either is stale, so a server that lost its lease
+(paused, partitioned, slow) never overwrites a newer turn, and a server whose copy in memory
+is older than the store's loads the process again before it runs it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
 import sqlite3
 import threading
 import time
@@ -22,14 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import StoreError
+from .errors import LeaseLost, StoreError
 from .snapshot import descriptors_to_json, header, message_to_json
 
 if TYPE_CHECKING:
     from .process import LLMProcess
 
 SCHEMA_NAME = "llmproc-state"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: processes, messages, descriptors, defaults. 2: a version per process, and leases."""
 
 
 @dataclass
@@ -46,6 +52,11 @@ class TurnRecord:
     keep: int
     messages: list[dict[str, Any]]
     descriptors: dict[str, dict[str, str]]
+    base: int = 0
+    """The stored version this commit builds on (0: the process is not stored yet)."""
+    token: int | None = None
+    """The fencing token of the lease it was made under; None for a process no one else can
+    know of yet (just created: its id has not left this server)."""
 
 
 @dataclass
@@ -60,6 +71,7 @@ class StoredProcess:
     length: int
     """Messages in the history."""
     header: dict[str, Any]
+    version: int = 0
     document: dict[str, Any] | None = None
     """The snapshot document (header, messages, descriptors), when loaded whole."""
 
@@ -77,16 +89,49 @@ class StoredProcess:
         }
 
 
+@dataclass(frozen=True)
+class Lease:
+    """The right to change one process, until `expires` (the store's clock) unless renewed."""
+
+    process_id: str
+    holder: str
+    token: int
+    """Grows with every new holder: the fencing token a commit must carry."""
+    version: int
+    """The process's stored version when the lease was taken (0: not stored)."""
+
+
+@dataclass(frozen=True)
+class Held:
+    """Someone else's live lease on a process: who, and for how many more seconds at most."""
+
+    holder: str
+    seconds_left: float
+
+
 def iso_utc(stamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
 
 
 class ProcessStore(Protocol):
-    async def commit(self, record: TurnRecord) -> None:
-        """Write one turn atomically: all of it or none of it."""
+    async def commit(self, record: TurnRecord) -> int:
+        """Write one turn atomically (all of it or none of it) and return the new version;
+        `LeaseLost` when the record's token or base version is stale (nothing written)."""
 
     async def load(self, process_id: str) -> StoredProcess | None:
         """The process with its snapshot document, or None."""
+
+    async def version(self, process_id: str) -> int:
+        """The process's stored version (0: not stored): is a copy in memory current?"""
+
+    async def acquire(self, process_id: str, holder: str, seconds: float) -> Lease | Held:
+        """Take the process's lease for `seconds` (a new token), or say who holds it."""
+
+    async def renew(self, lease: Lease, seconds: float) -> bool:
+        """Extend a lease; False when it was lost (taken over after it expired)."""
+
+    async def release(self, lease: Lease) -> None:
+        """Give a lease back, so the next server need not wait for it to expire."""
 
     async def set_owner(self, process_id: str, owner: str | None, boot: str) -> None: ...
 
@@ -99,6 +144,20 @@ class ProcessStore(Protocol):
         """Summaries (no documents) of the processes `owner` holds."""
 
     async def close(self) -> None: ...
+
+
+def stale_lease(process_id: str) -> LeaseLost:
+    return LeaseLost(
+        f"process '{process_id}' was taken over by another server while this one ran it "
+        "(its lease expired); nothing of this turn was saved"
+    )
+
+
+def stale_version(process_id: str, stored: int, base: int) -> LeaseLost:
+    return LeaseLost(
+        f"process '{process_id}' changed in the state database since this server loaded it "
+        f"(version {stored}, not {base}); nothing of this turn was saved"
+    )
 
 
 _SCHEMA = """
@@ -120,28 +179,33 @@ CREATE TABLE IF NOT EXISTS defaults (
 ) WITHOUT ROWID;
 """
 
+_MIGRATIONS = {
+    1: """
+ALTER TABLE processes ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE leases (
+    process_id TEXT PRIMARY KEY, holder TEXT NOT NULL, token INTEGER NOT NULL, expires REAL NOT NULL
+) WITHOUT ROWID;
+""",
+}
+"""From each format to the next. Lease rows are never deleted: a token must never repeat."""
+
 
 class SqliteStore:
     """The embedded store: one file, WAL mode, one transaction per completed turn.
 
     sqlite3 is synchronous, so calls run in a thread of the store's own (one at a time) and
     the event loop keeps serving while a commit waits for the disk; tools or DNS look-ups
-    that tie up other threads can not hold a commit back.
-
-    One store at a time uses a file: until per-process leases make sharing safe, a second
-    server on the same file would splice the two servers' turns into one history, so it is
-    refused, naming the holder (`StateHolder`).
+    that tie up other threads can not hold a commit back. Several servers (or --workers) may
+    share the file: writes take SQLite's write lock (BEGIN IMMEDIATE, waiting up to
+    `BUSY_SECONDS` for it) and leases keep them off each other's processes.
     """
+
+    BUSY_SECONDS = 10.0
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._holder = StateHolder.claim(self.path)
-        try:
-            self._db = self._open()
-        except BaseException:
-            self._holder.release()
-            raise
+        self._db = self._open()
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="llmproc-store")
 
     def _open(self) -> sqlite3.Connection:
@@ -149,32 +213,21 @@ class SqliteStore:
         if self.path.is_dir():
             raise StoreError(f"{where} is a directory; give a file path to --state")
         try:
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            db = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=self.BUSY_SECONDS
+            )
         except sqlite3.Error as err:
             raise StoreError(f"can not open {where}: {err}") from None
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")  # a committed turn survives a power cut too
-            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if tables and "llmproc_meta" not in tables:
-                raise StoreError(
-                    f"{where} belongs to another application (tables: {', '.join(sorted(tables))}); "
-                    "choose another --state path"
-                )
-            db.executescript(_SCHEMA)
-            meta = dict(db.execute("SELECT key, value FROM llmproc_meta").fetchall())
-            if not meta:
-                db.executemany(
-                    "INSERT INTO llmproc_meta VALUES (?, ?)",
-                    [("schema", SCHEMA_NAME), ("version", str(SCHEMA_VERSION))],
-                )
-            elif meta.get("schema") != SCHEMA_NAME:
-                raise StoreError(f"{where} is not an llmproc state database; choose another --state path")
-            elif int(meta.get("version", "0")) > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{where} was written by a newer llmproc (format {meta['version']}, this one reads "
-                    f"up to {SCHEMA_VERSION}); upgrade llmproc"
-                )
+            db.execute("BEGIN IMMEDIATE")  # servers starting together create the schema in turn
+            try:
+                self._prepare(db, where)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
             check = db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise StoreError(f"{where} is damaged ({check}); restore a backup or start a new file")
@@ -190,60 +243,131 @@ class SqliteStore:
             raise
         return db
 
-    async def _call(self, function: Any, *args: Any) -> Any:
+    @staticmethod
+    def _prepare(db: sqlite3.Connection, where: str) -> None:
+        """Create the schema, or check it and bring it up to this version."""
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if tables and "llmproc_meta" not in tables:
+            raise StoreError(
+                f"{where} belongs to another application (tables: {', '.join(sorted(tables))}); "
+                "choose another --state path"
+            )
+        for statement in _statements(_SCHEMA):
+            db.execute(statement)
+        meta = dict(db.execute("SELECT key, value FROM llmproc_meta").fetchall())
+        if not meta:
+            meta = {"schema": SCHEMA_NAME, "version": "1"}
+            db.executemany("INSERT INTO llmproc_meta VALUES (?, ?)", list(meta.items()))
+        if meta.get("schema") != SCHEMA_NAME:
+            raise StoreError(f"{where} is not an llmproc state database; choose another --state path")
+        version = int(meta.get("version", "0"))
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{where} was written by a newer llmproc (format {version}, this one reads "
+                f"up to {SCHEMA_VERSION}); upgrade llmproc"
+            )
+        for step in range(version, SCHEMA_VERSION):
+            for statement in _statements(_MIGRATIONS[step]):
+                db.execute(statement)
+        db.execute("UPDATE llmproc_meta SET value = ? WHERE key = 'version'", (str(SCHEMA_VERSION),))
+
+    async def _call(self, function: Any, *args: Any, write: bool = True) -> Any:
         def locked() -> Any:
             with self._lock:
-                return function(*args)
+                return self._transaction(function, args, "BEGIN IMMEDIATE" if write else "BEGIN")
 
-        return await asyncio.get_running_loop().run_in_executor(self._thread, locked)
-
-    # -- writes --------------------------------------------------------------------------------
-
-    def _commit(self, record: TurnRecord) -> None:
-        db, now = self._db, time.time()
-        db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute(
-                "DELETE FROM messages WHERE process_id = ? AND seq >= ?", (record.process_id, record.keep)
-            )
-            db.executemany(
-                "INSERT INTO messages VALUES (?, ?, ?)",
-                [
-                    (record.process_id, record.keep + i, json.dumps(m, ensure_ascii=False))
-                    for i, m in enumerate(record.messages)
-                ],
-            )
-            db.executemany(
-                "INSERT OR REPLACE INTO descriptors VALUES (?, ?, ?)",
-                [
-                    (record.process_id, n, json.dumps(d, ensure_ascii=False))
-                    for n, d in record.descriptors.items()
-                ],
-            )
-            db.execute(
-                """INSERT INTO processes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (id) DO UPDATE SET program = excluded.program, owner = excluded.owner,
-                   boot = excluded.boot, turns = excluded.turns, header = excluded.header,
-                   length = excluded.length, updated = excluded.updated""",
-                (
-                    record.process_id,
-                    record.program,
-                    record.owner,
-                    record.boot,
-                    record.turns,
-                    json.dumps(record.header, ensure_ascii=False),
-                    record.keep + len(record.messages),
-                    now,
-                    now,
-                ),
-            )
+            return await asyncio.get_running_loop().run_in_executor(self._thread, locked)
+        except sqlite3.OperationalError as err:  # locked past BUSY_SECONDS, a full disk, I/O
+            raise StoreError(f"state database {self.path} failed: {err}") from None
+
+    def _transaction(self, function: Any, args: tuple[Any, ...], begin: str) -> Any:
+        """Run `function` in one transaction: all of its writes or none, reads of one moment."""
+        db = self._db
+        db.execute(begin)
+        try:
+            result = function(*args)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        return result
 
-    async def commit(self, record: TurnRecord) -> None:
-        await self._call(self._commit, record)
+    def _stored_version(self, process_id: str) -> int:
+        row = self._db.execute("SELECT version FROM processes WHERE id = ?", (process_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def _commit(self, record: TurnRecord) -> int:
+        db, now, pid = self._db, time.time(), record.process_id
+        if record.token is not None:
+            row = db.execute("SELECT token FROM leases WHERE process_id = ?", (pid,)).fetchone()
+            if row is None or row[0] != record.token:
+                raise stale_lease(pid)
+        stored = self._stored_version(pid)
+        if stored != record.base:
+            raise stale_version(pid, stored, record.base)
+        db.execute("DELETE FROM messages WHERE process_id = ? AND seq >= ?", (pid, record.keep))
+        db.executemany(
+            "INSERT INTO messages VALUES (?, ?, ?)",
+            [(pid, record.keep + i, _json(m)) for i, m in enumerate(record.messages)],
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO descriptors VALUES (?, ?, ?)",
+            [(pid, n, _json(d)) for n, d in record.descriptors.items()],
+        )
+        db.execute(
+            """INSERT INTO processes (id, program, owner, boot, turns, header, length, created,
+               updated, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (id) DO UPDATE SET program = excluded.program, owner = excluded.owner,
+               boot = excluded.boot, turns = excluded.turns, header = excluded.header,
+               length = excluded.length, updated = excluded.updated, version = excluded.version""",
+            (
+                pid, record.program, record.owner, record.boot, record.turns, _json(record.header),
+                record.keep + len(record.messages), now, now, stored + 1,
+            ),
+        )  # fmt: skip
+        return stored + 1
+
+    async def commit(self, record: TurnRecord) -> int:
+        version: int = await self._call(self._commit, record)
+        return version
+
+    def _acquire(self, process_id: str, holder: str, seconds: float) -> Lease | Held:
+        now = time.time()
+        row = self._db.execute(
+            "SELECT holder, token, expires FROM leases WHERE process_id = ?", (process_id,)
+        ).fetchone()
+        if row is not None and row[2] > now and row[0] != holder:
+            return Held(row[0], row[2] - now)
+        token = (row[1] if row else 0) + 1
+        self._db.execute(
+            "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?)", (process_id, holder, token, now + seconds)
+        )
+        return Lease(process_id, holder, token, self._stored_version(process_id))
+
+    async def acquire(self, process_id: str, holder: str, seconds: float) -> Lease | Held:
+        lease: Lease | Held = await self._call(self._acquire, process_id, holder, seconds)
+        return lease
+
+    def _renew(self, lease: Lease, seconds: float) -> bool:
+        updated = self._db.execute(
+            "UPDATE leases SET expires = ? WHERE process_id = ? AND token = ?",
+            (time.time() + seconds, lease.process_id, lease.token),
+        )
+        return updated.rowcount == 1
+
+    async def renew(self, lease: Lease, seconds: float) -> bool:
+        renewed: bool = await self._call(self._renew, lease, seconds)
+        return renewed
+
+    async def release(self, lease: Lease) -> None:
+        await self._call(
+            self._db.execute,
+            "UPDATE leases SET expires = 0 WHERE process_id = ? AND token = ?",
+            (lease.process_id, lease.token),
+        )
 
     async def set_owner(self, process_id: str, owner: str | None, boot: str) -> None:
         await self._call(
@@ -259,13 +383,13 @@ class SqliteStore:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    _COLUMNS = "id, program, owner, boot, turns, created, updated, length, header"
+    _COLUMNS = "id, program, owner, boot, turns, created, updated, length, header, version"
 
     @staticmethod
     def _summary(row: tuple[Any, ...]) -> StoredProcess:
-        process_id, program, owner, boot, turns, created, updated, length, head = row
+        process_id, program, owner, boot, turns, created, updated, length, head, version = row
         return StoredProcess(
-            process_id, program, owner, boot, turns, created, updated, length, json.loads(head)
+            process_id, program, owner, boot, turns, created, updated, length, json.loads(head), version
         )
 
     def _load(self, process_id: str) -> StoredProcess | None:
@@ -275,12 +399,11 @@ class SqliteStore:
         if row is None:
             return None
         stored = self._summary(row)
-        length = stored.length
         messages = [
             json.loads(body)
             for (body,) in self._db.execute(
                 "SELECT body FROM messages WHERE process_id = ? AND seq < ? ORDER BY seq",
-                (process_id, length),
+                (process_id, stored.length),
             )
         ]
         descriptors = {
@@ -293,7 +416,11 @@ class SqliteStore:
         return stored
 
     async def load(self, process_id: str) -> StoredProcess | None:
-        return await self._call(self._load, process_id)
+        return await self._call(self._load, process_id, write=False)  # one moment: whole turns
+
+    async def version(self, process_id: str) -> int:
+        version: int = await self._call(self._stored_version, process_id, write=False)
+        return version
 
     def _default(self, owner: str, program: str) -> str | None:
         row = self._db.execute(
@@ -302,65 +429,28 @@ class SqliteStore:
         return row[0] if row else None
 
     async def default(self, owner: str, program: str) -> str | None:
-        return await self._call(self._default, owner, program)
+        return await self._call(self._default, owner, program, write=False)
 
     def _owned(self, owner: str) -> list[StoredProcess]:
         rows = self._db.execute(f"SELECT {self._COLUMNS} FROM processes WHERE owner = ?", (owner,))
         return [self._summary(row) for row in rows]
 
     async def owned(self, owner: str) -> list[StoredProcess]:
-        return await self._call(self._owned, owner)
+        return await self._call(self._owned, owner, write=False)
 
     async def close(self) -> None:
         with self._lock:
             self._db.close()
         self._thread.shutdown(wait=False)
-        self._holder.release()
 
 
-class StateHolder:
-    """An exclusive lock on `<state file>.lock`, which also says who holds it.
+def _statements(script: str) -> list[str]:
+    """A script's statements, to run inside a transaction (executescript would commit it)."""
+    return [s.strip() for s in script.split(";") if s.strip()]
 
-    The kernel drops the lock when the holder's process ends, however it ends (kill -9
-    included), so a crashed server never leaves a stale claim behind.
-    """
 
-    def __init__(self, file: Any) -> None:
-        self._file = file
-
-    @classmethod
-    def claim(cls, path: Path) -> StateHolder:
-        lock_path = path.with_name(path.name + ".lock")
-        if path.is_dir():
-            return cls(None)  # _open says what is wrong
-        try:
-            file = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 (held until release)
-        except OSError as err:
-            raise StoreError(f"can not claim state database {path}: {lock_path}: {err.strerror}") from None
-        try:
-            import fcntl  # POSIX; where it is missing (Windows) the file is not claimed
-        except ImportError:
-            return cls(file)
-        try:
-            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            file.seek(0)
-            holder = file.read().strip() or "another process"
-            file.close()
-            raise StoreError(
-                f"state database {path} is in use by {holder}; stop that server or choose "
-                "another --state path"
-            ) from None
-        file.seek(0)
-        file.truncate()
-        file.write(f"llmproc pid {os.getpid()} on {socket.gethostname()} since {iso_utc(time.time())}\n")
-        file.flush()
-        return cls(file)
-
-    def release(self) -> None:
-        if self._file is not None:
-            self._file.close()  # closing the descriptor drops the lock
-            self._file = None
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 @dataclass
@@ -369,16 +459,19 @@ class Persisted:
 
     message_ids: list[str] = field(default_factory=list)
     descriptor_names: set[str] = field(default_factory=set)
+    version: int = 0
+    """The stored version this copy is (0: not stored yet)."""
 
     @classmethod
-    def of(cls, process: LLMProcess) -> Persisted:
+    def of(cls, process: LLMProcess, version: int) -> Persisted:
         """For a process just loaded from the store: everything it has is stored."""
         names = set(process.fds.names()) if process.fds is not None else set()
-        return cls([m.id for m in process.messages], names)
+        return cls([m.id for m in process.messages], names, version)
 
     def record(
-        self, process: LLMProcess, *, program: str, owner: str | None, boot: str, turns: int
-    ) -> TurnRecord:
+        self, process: LLMProcess, *, program: str, owner: str | None, boot: str, turns: int,
+        token: int | None = None,
+    ) -> TurnRecord:  # fmt: skip
         """The commit that brings the store up to `process`; call `committed` once it is written."""
         history = process.history_view()
         stored = self.message_ids
@@ -401,9 +494,12 @@ class Persisted:
             keep,
             [message_to_json(m) for m in history[keep:]],
             descriptors_to_json(process, new_names),
+            self.version,
+            token,
         )
 
-    def committed(self, record: TurnRecord) -> None:
+    def committed(self, record: TurnRecord, version: int) -> None:
+        self.version = version
         del self.message_ids[record.keep :]
         self.message_ids.extend(m["id"] for m in record.messages)
         self.descriptor_names.update(record.descriptors)

@@ -21,7 +21,16 @@ import urllib.parse
 from typing import Any
 
 from .errors import StoreError
-from .store import SCHEMA_NAME, SCHEMA_VERSION, StoredProcess, TurnRecord
+from .store import (
+    SCHEMA_NAME,
+    SCHEMA_VERSION,
+    Held,
+    Lease,
+    StoredProcess,
+    TurnRecord,
+    stale_lease,
+    stale_version,
+)
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 
@@ -42,9 +51,20 @@ _SCHEMA = [
         owner TEXT NOT NULL, program TEXT NOT NULL, process_id TEXT NOT NULL,
         PRIMARY KEY (owner, program))""",
 ]
+_MIGRATIONS = {
+    1: [
+        "ALTER TABLE llmproc_processes ADD COLUMN version INTEGER NOT NULL DEFAULT 1",
+        """CREATE TABLE llmproc_leases (
+            process_id TEXT PRIMARY KEY, holder TEXT NOT NULL, token BIGINT NOT NULL,
+            expires DOUBLE PRECISION NOT NULL)""",
+    ],
+}
+"""From each format to the next. Lease rows are never deleted: a token must never repeat."""
+_NOW = "extract(epoch FROM clock_timestamp())::double precision"
+"""Lease times are the database's clock: replicas on machines whose clocks differ agree on it."""
 _SCHEMA_LOCK = 0x6C6C6D70  # "llmp": the advisory lock servers take while creating the schema
 
-_COLUMNS = "id, program, owner, boot, turns, created, updated, length, header"
+_COLUMNS = "id, program, owner, boot, turns, created, updated, length, header, version"
 
 
 def is_url(state: str) -> bool:
@@ -96,34 +116,47 @@ class PostgresStore:
             for statement in _SCHEMA:
                 await db.execute(statement)
             await db.execute(
-                """INSERT INTO llmproc_meta VALUES ('schema', $1), ('version', $2)
+                """INSERT INTO llmproc_meta VALUES ('schema', $1), ('version', '1')
                    ON CONFLICT (key) DO NOTHING""",
                 SCHEMA_NAME,
-                str(SCHEMA_VERSION),
             )
             meta = dict(await db.fetch("SELECT key, value FROM llmproc_meta"))
-        if meta.get("schema") != SCHEMA_NAME:
-            raise StoreError(
-                f"{self._where} holds another application's llmproc_meta; choose another database"
-            )
-        version = int(meta.get("version", "0"))
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self._where} was written by a newer llmproc (format {version}, this one reads up to "
-                f"{SCHEMA_VERSION}); upgrade llmproc"
-            )
+            if meta.get("schema") != SCHEMA_NAME:
+                raise StoreError(
+                    f"{self._where} holds another application's llmproc_meta; choose another database"
+                )
+            version = int(meta.get("version", "0"))
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self._where} was written by a newer llmproc (format {version}, this one reads "
+                    f"up to {SCHEMA_VERSION}); upgrade llmproc"
+                )
+            for step in range(version, SCHEMA_VERSION):
+                for statement in _MIGRATIONS[step]:
+                    await db.execute(statement)
+            await db.execute("UPDATE llmproc_meta SET value = $1 WHERE key = 'version'", str(SCHEMA_VERSION))
 
     def _guard(self) -> _Guard:
         return _Guard(self._where)
 
     # -- writes --------------------------------------------------------------------------------
 
-    async def commit(self, record: TurnRecord) -> None:
+    async def commit(self, record: TurnRecord) -> int:
         now = time.time()
         pid = record.process_id
         messages = [(pid, record.keep + i, _json(m)) for i, m in enumerate(record.messages)]
         descriptors = [(pid, name, _json(d)) for name, d in record.descriptors.items()]
         async with self._guard(), self._pool.acquire() as db, db.transaction():
+            if record.token is not None:  # the lease row stays locked until the commit ends, so
+                token = await db.fetchval(  # no one takes the lease over half way through it
+                    "SELECT token FROM llmproc_leases WHERE process_id = $1 FOR UPDATE", pid
+                )
+                if token != record.token:
+                    raise stale_lease(pid)
+            stored = await db.fetchval("SELECT version FROM llmproc_processes WHERE id = $1 FOR UPDATE", pid)
+            stored = stored or 0
+            if stored != record.base:
+                raise stale_version(pid, stored, record.base)
             await db.execute(
                 "DELETE FROM llmproc_messages WHERE process_id = $1 AND seq >= $2", pid, record.keep
             )
@@ -136,10 +169,11 @@ class PostgresStore:
                     descriptors,
                 )
             await db.execute(
-                """INSERT INTO llmproc_processes VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+                """INSERT INTO llmproc_processes (id, program, owner, boot, turns, header, length,
+                   created, updated, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)
                    ON CONFLICT (id) DO UPDATE SET program = excluded.program, owner = excluded.owner,
                    boot = excluded.boot, turns = excluded.turns, header = excluded.header,
-                   length = excluded.length, updated = excluded.updated""",
+                   length = excluded.length, updated = excluded.updated, version = excluded.version""",
                 pid,
                 record.program,
                 record.owner,
@@ -148,7 +182,55 @@ class PostgresStore:
                 _json(record.header),
                 record.keep + len(record.messages),
                 now,
+                stored + 1,
             )
+        return int(stored + 1)
+
+    async def acquire(self, process_id: str, holder: str, seconds: float) -> Lease | Held:
+        async with self._guard(), self._pool.acquire() as db, db.transaction():
+            token = await db.fetchval(
+                f"""INSERT INTO llmproc_leases AS held VALUES ($1, $2, 1, {_NOW} + $3)
+                    ON CONFLICT (process_id) DO UPDATE SET holder = excluded.holder,
+                    token = held.token + 1, expires = excluded.expires
+                    WHERE held.expires <= {_NOW} OR held.holder = excluded.holder
+                    RETURNING token""",
+                process_id,
+                holder,
+                seconds,
+            )
+            if token is None:  # a live lease of someone else's
+                row = await db.fetchrow(
+                    f"SELECT holder, expires - {_NOW} AS left FROM llmproc_leases WHERE process_id = $1",
+                    process_id,
+                )
+                return Held(row["holder"], max(0.0, row["left"]))
+            version = await db.fetchval("SELECT version FROM llmproc_processes WHERE id = $1", process_id)
+        return Lease(process_id, holder, int(token), int(version or 0))
+
+    async def renew(self, lease: Lease, seconds: float) -> bool:
+        async with self._guard():
+            status = await self._pool.execute(
+                f"UPDATE llmproc_leases SET expires = {_NOW} + $1 WHERE process_id = $2 AND token = $3",
+                seconds,
+                lease.process_id,
+                lease.token,
+            )
+        return bool(status == "UPDATE 1")
+
+    async def release(self, lease: Lease) -> None:
+        async with self._guard():
+            await self._pool.execute(
+                "UPDATE llmproc_leases SET expires = 0 WHERE process_id = $1 AND token = $2",
+                lease.process_id,
+                lease.token,
+            )
+
+    async def version(self, process_id: str) -> int:
+        async with self._guard():
+            found = await self._pool.fetchval(
+                "SELECT version FROM llmproc_processes WHERE id = $1", process_id
+            )
+        return int(found or 0)
 
     async def set_owner(self, process_id: str, owner: str | None, boot: str) -> None:
         async with self._guard():
@@ -229,7 +311,7 @@ def _json(value: Any) -> str:
 def _summary(row: Any) -> StoredProcess:
     return StoredProcess(
         row["id"], row["program"], row["owner"], row["boot"], row["turns"],
-        row["created"], row["updated"], row["length"], json.loads(row["header"]),
+        row["created"], row["updated"], row["length"], json.loads(row["header"]), row["version"],
     )  # fmt: skip
 
 

@@ -137,7 +137,9 @@ async def main():
         count = [{"type": "text", "text": str(turn)}]
         reply = {"id": f"msg-{2 * turn}", "role": "assistant", "content": count}
         header = {"format": "llmproc-snapshot", "version": 1, "process_id": "p", "program": {}}
-        record = TurnRecord("p", "counter", None, "boot", turn, header, 2 * (turn - 1), [user, reply], {})
+        record = TurnRecord(
+            "p", "counter", None, "boot", turn, header, 2 * (turn - 1), [user, reply], {}, base=turn - 1
+        )
         await store.commit(record)
         print(turn, flush=True)
 
@@ -187,7 +189,7 @@ async def test_a_damaged_database_is_refused_at_start(programs, tmp_path):
     store = SqliteStore(state)
     for turn in range(1, 30):
         message = {"id": f"msg-{turn}", "role": "user", "content": [{"type": "text", "text": "y" * 5000}]}
-        await store.commit(TurnRecord("p", "counter", None, "b", turn, {}, turn - 1, [message], {}))
+        await store.commit(TurnRecord("p", "counter", None, "b", turn, {}, turn - 1, [message], {}, turn - 1))
     await store.close()
     data = bytearray(state.read_bytes())
     data[8192:40000] = b"Z" * (40000 - 8192)  # pages overwritten in the middle of the file

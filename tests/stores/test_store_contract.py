@@ -10,8 +10,8 @@ import pytest
 from mcp import Client
 
 from helpers import COUNTER, llmproc_mcp, write_programs
-from llmproc.errors import StoreError
-from llmproc.store import TurnRecord
+from llmproc.errors import LeaseLost, StoreError
+from llmproc.store import Held, Lease, TurnRecord
 from mcp_results import text
 
 
@@ -22,12 +22,15 @@ def message(n: int, text: str | None = None) -> dict[str, Any]:
 
 def record(
     keep: int, messages: list[dict[str, Any]], *, process_id: str = "p1", owner: str | None = "alice",
-    turns: int = 1, descriptors: dict[str, dict[str, str]] | None = None,
+    turns: int = 1, descriptors: dict[str, dict[str, str]] | None = None, base: int | None = None,
+    token: int | None = None,
 ) -> TurnRecord:  # fmt: skip
+    """A turn's commit; by default the process's `turns`-th, made on the version before it."""
     header = {"format": "llmproc-snapshot", "version": 1, "process_id": process_id, "cost_usd": 0.5}
     return TurnRecord(
-        process_id, "counter", owner, "boot-1", turns, header, keep, messages, descriptors or {}
-    )
+        process_id, "counter", owner, "boot-1", turns, header, keep, messages, descriptors or {},
+        turns - 1 if base is None else base, token,
+    )  # fmt: skip
 
 
 async def test_a_committed_turn_loads_back_whole(stores):
@@ -106,7 +109,84 @@ async def test_a_long_history_keeps_its_order(stores):
     assert [m["id"] for m in loaded.document["messages"]] == [f"msg-{n}" for n in range(1501)]
 
 
+# -- leases: one server at a time per process -------------------------------------------------------
+
+
+async def test_a_lease_is_one_servers_until_it_is_given_back(stores):
+    one, two = await stores.open(), await stores.open()  # two servers on one database
+    first = await one.acquire("p1", "server one", 60)
+    assert first == Lease("p1", "server one", 1, 0)
+    held = await two.acquire("p1", "server two", 60)
+    assert isinstance(held, Held) and held.holder == "server one"
+    assert 0 < held.seconds_left <= 60
+    assert isinstance(await two.acquire("p2", "server two", 60), Lease)  # other processes are free
+    await one.release(first)
+    second = await two.acquire("p1", "server two", 60)
+    assert second == Lease("p1", "server two", 2, 0)  # a new token: tokens never repeat
+
+
+async def test_an_expired_lease_is_taken_over_and_its_holder_can_not_commit(stores):
+    one, two = await stores.open(), await stores.open()
+    await one.commit(record(0, [message(0), message(1)]))
+    lapsed = await one.acquire("p1", "server one", 0)  # expires at once: a paused holder
+    taken = await two.acquire("p1", "server two", 60)
+    assert isinstance(taken, Lease) and taken.token == lapsed.token + 1 and taken.version == 1
+    assert await one.renew(lapsed, 60) is False  # it learns that it lost the lease
+    with pytest.raises(LeaseLost, match="taken over by another server"):
+        await one.commit(record(2, [message(2, "stale")], turns=2, token=lapsed.token))
+    assert await two.commit(record(2, [message(2, "fresh")], turns=2, token=taken.token)) == 2
+    with pytest.raises(LeaseLost):  # still refused after the newer turn
+        await one.commit(record(2, [message(2, "stale")], turns=2, base=2, token=lapsed.token))
+    loaded = await (await stores.open()).load("p1")
+    assert [m["content"][0]["text"] for m in loaded.document["messages"]][2:] == ["fresh"]
+    assert (loaded.version, loaded.turns) == (2, 2)
+
+
+async def test_a_commit_built_on_an_older_version_is_refused(stores):
+    store = await stores.open()
+    assert await store.commit(record(0, [message(0)])) == 1
+    assert await store.commit(record(1, [message(1)], turns=2)) == 2
+    with pytest.raises(LeaseLost, match=r"changed in the state database.*\(version 2, not 1\)"):
+        await store.commit(record(1, [message(1, "from an old copy")], turns=2, base=1))
+    with pytest.raises(LeaseLost, match=r"\(version 0, not 1\)"):  # a process that is not stored
+        await store.commit(record(0, [message(0)], process_id="new", turns=2))
+    assert await store.version("p1") == 2
+    assert await store.version("new") == 0
+    assert (await store.load("p1")).document["messages"] == [message(0), message(1)]
+
+
+async def test_a_renewed_lease_outlives_its_first_period_and_gives_the_version(stores):
+    store = await stores.open()
+    await store.commit(record(0, [message(0)]))
+    lease = await store.acquire("p1", "server one", 0)
+    assert lease.version == 1
+    assert await store.renew(lease, 60) is True
+    assert isinstance(await (await stores.open()).acquire("p1", "server two", 60), Held)
+    assert await store.commit(record(1, [message(1)], turns=2, token=lease.token)) == 2
+
+
 # -- PostgreSQL only ---------------------------------------------------------------------------------
+
+
+async def test_a_postgresql_database_of_format_1_is_migrated(postgres_url):
+    import asyncpg
+
+    from llmproc.store_postgres import _SCHEMA, PostgresStore
+
+    db = await asyncpg.connect(postgres_url)  # the tables as format 1 made them, with a turn
+    for statement in _SCHEMA:
+        await db.execute(statement)
+    await db.execute("INSERT INTO llmproc_meta VALUES ('schema', 'llmproc-state'), ('version', '1')")
+    await db.execute("INSERT INTO llmproc_processes VALUES ('p1', 'counter', 'alice', 'b', 1, '{}', 1, 0, 0)")
+    await db.execute("""INSERT INTO llmproc_messages VALUES ('p1', 0, '{"id": "m"}')""")
+    await db.close()
+    store = await PostgresStore.connect(postgres_url)
+    try:
+        assert (await store.load("p1")).version == 1
+        lease = await store.acquire("p1", "me", 60)
+        assert await store.commit(record(1, [message(1)], turns=2, token=lease.token)) == 2
+    finally:
+        await store.close()
 
 
 async def test_a_database_written_by_a_newer_llmproc_is_refused(postgres_url):
@@ -181,3 +261,31 @@ async def test_llmproc_mcp_says_why_it_can_not_reach_postgresql(tmp_path):
     assert done.returncode != 0
     assert "can not connect to state database postgresql://someone:***@127.0.0.1:1/llmproc" in done.stderr
     assert ":pw@" not in done.stderr
+
+
+# -- SQLite only -------------------------------------------------------------------------------------
+
+
+async def test_an_sqlite_file_of_format_1_is_migrated(tmp_path):
+    import sqlite3
+
+    from llmproc.store import _SCHEMA, SqliteStore
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(_SCHEMA)
+    db.execute("INSERT INTO llmproc_meta VALUES ('schema', 'llmproc-state'), ('version', '1')")
+    db.execute("INSERT INTO processes VALUES ('p1', 'counter', 'alice', 'b', 1, '{}', 1, 0, 0)")
+    db.execute("""INSERT INTO messages VALUES ('p1', 0, '{"id": "m"}')""")
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    try:
+        assert (await store.load("p1")).version == 1
+        lease = await store.acquire("p1", "me", 60)
+        assert await store.commit(record(1, [message(1)], turns=2, token=lease.token)) == 2
+    finally:
+        await store.close()
+    check = sqlite3.connect(path)
+    assert check.execute("SELECT value FROM llmproc_meta WHERE key = 'version'").fetchone() == ("2",)
+    check.close()

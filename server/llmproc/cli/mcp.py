@@ -40,6 +40,16 @@ def _port(text: str) -> int:
     return port
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a positive number of seconds")
+    return value
+
+
 def _listen(host: str, port: int) -> socket.socket:
     """Bind the HTTP port before saying where the server is, so a port in use or an unknown
     host is one clear start-up error rather than a uvicorn log line after "serving"."""
@@ -153,6 +163,22 @@ def _parser() -> argparse.ArgumentParser:
         "HOST:PORT/DB), so conversations survive restarts (continue one by its process_id); "
         f"default: ${{{STATE_VARIABLE}}} when set",
     )
+    parser.add_argument(
+        "--lease-seconds",
+        type=_positive,
+        default=30.0,
+        metavar="SECONDS",
+        help="with --state: how long a server's hold on a process it is running lasts unless renewed "
+        "(it renews three times as often); another server takes over a process whose holder died after this",
+    )
+    parser.add_argument(
+        "--lease-wait",
+        type=_positive,
+        default=30.0,
+        metavar="SECONDS",
+        help="with --state: how long a call waits for a process another server is running, "
+        "before it fails as busy",
+    )
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
@@ -207,8 +233,9 @@ async def serve(
         max_sessionless=args.max_sessionless_processes,
     )
     server = LLMProcServer(
-        catalog, transport=args.transport, table=table, max_depth=args.max_depth, store=store
-    )
+        catalog, transport=args.transport, table=table, max_depth=args.max_depth, store=store,
+        lease_seconds=args.lease_seconds, lease_wait=args.lease_wait,
+    )  # fmt: skip
     if own_process:  # what start-up built lives as long as the server: later collections skip it
         gc.freeze()  # (not when embedded: the host application's heap is not ours to freeze)
     if started is not None:

@@ -56,12 +56,16 @@ class LLMProcServer:
         table: ProcessTable | None = None,
         max_depth: int = 4,
         store: ProcessStore | None = None,
+        lease_seconds: float = 30.0,
+        lease_wait: float = 30.0,
     ) -> None:
         self.catalog = catalog
         self.transport = transport
         self.max_depth = max_depth
         table = table if table is not None else ProcessTable()  # an empty table is falsy
-        self.directory = ProcessDirectory(table, store, lambda: self.catalog)
+        self.directory = ProcessDirectory(
+            table, store, lambda: self.catalog, lease_seconds=lease_seconds, lease_wait=lease_wait
+        )
         self.rounds = InputRounds(table.max_live, self._finish)
         self._sessions = LegacySessions()
         self._bus = InMemorySubscriptionBus()
@@ -175,15 +179,16 @@ class LLMProcServer:
         for handle in handles:
             if handle.process.running:
                 raise RequestError(f"process '{handle.id}' is running; reset it when the run has finished")
-            handle.process.reset_state()
-            handle.turns = 0
-            await self.directory.persist(handle)
+            async with self.directory.leased(handle):
+                handle.process.reset_state()
+                handle.turns = 0
+                await self.directory.persist(handle)
         text = f"cleared {len(handles)} process{'es' if len(handles) != 1 else ''}"
         return text_result(text, {"result": text})
 
     async def _fork(self, call: ToolCall, arguments: Any) -> CallToolResult:
         owner = self._caller(call)
-        parent = await self.directory.get(arguments.process_id, owner)
+        parent = await self.directory.current(await self.directory.get(arguments.process_id, owner))
         published = self.directory.published(parent.program)
         child = self.directory.create(parent.program, published.program, owner, process=parent.process.fork())
         child.turns = parent.turns
@@ -220,19 +225,20 @@ class LLMProcServer:
                 f"{self.max_depth}; does a program call the server that runs it?"
             )
         if handle.process.program.asks_client and not call.session.can_send_request:
-            return await self.rounds.start(handle, message, call, depth)
-        length_before = len(handle.process.history_view())
-        nesting = request_depth.set(depth)  # MCP servers the run uses are told depth + 1
-        client = current_client.set(ClientChannel(call.session, call.request_id))
-        logs = client_log.current_call.set(call)  # the run's log records go to this client
-        try:
-            result = await handle.process.run(message, on_event=Watch(_progress(call), _PROGRESS_EVENTS))
-        finally:
-            client_log.current_call.reset(logs)
-            current_client.reset(client)
-            request_depth.reset(nesting)
-            handle.last_used = time.time()
-        return await self._finish(handle, result, length_before)
+            return await self.rounds.start(handle, message, call, depth, hold=self.directory.leased)
+        async with self.directory.leased(handle):  # with --state: this server's turn on it
+            length_before = len(handle.process.history_view())
+            nesting = request_depth.set(depth)  # MCP servers the run uses are told depth + 1
+            client = current_client.set(ClientChannel(call.session, call.request_id))
+            logs = client_log.current_call.set(call)  # the run's log records go to this client
+            try:
+                result = await handle.process.run(message, on_event=Watch(_progress(call), _PROGRESS_EVENTS))
+            finally:
+                client_log.current_call.reset(logs)
+                current_client.reset(client)
+                request_depth.reset(nesting)
+                handle.last_used = time.time()
+            return await self._finish(handle, result, length_before)
 
     async def _finish(self, handle: Handle, result: RunResult, length_before: int) -> CallToolResult:
         """Store the finished run (undone if it can not be), then answer with it."""

@@ -4,6 +4,12 @@ It puts the table of live processes (handles.py) and the state database (store.p
 --state) together: a process not in memory is restored from the database when its caller
 may use it, a caller's default process survives a restart, and every step a process takes
 is stored before the client hears of it.
+
+Servers sharing a database (replicas, --workers) take turns on a process through its lease:
+a call that changes a process holds the lease from start to commit, renewing it, and waits
+(up to `lease_wait` seconds) while another server holds it. A copy in memory whose version is
+older than the stored one is loaded again first; a commit whose lease was taken over is
+refused by the store, and this server forgets its copy.
 """
 
 from __future__ import annotations
@@ -12,17 +18,19 @@ import asyncio
 import contextlib
 import difflib
 import logging
+import os
 import secrets
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
 
-from ..errors import LLMProcError, RequestError
+from ..errors import LeaseLost, LLMProcError, RequestError, StoreError
 from ..process import LLMProcess
 from ..program import LLMProgram
-from ..store import Persisted, ProcessStore
+from ..store import Lease, Persisted, ProcessStore
 from .catalog import Catalog, PublishedProgram
 from .handles import Handle, Owner, ProcessTable
 
@@ -31,13 +39,23 @@ log = logging.getLogger("llmproc.mcp_server")
 
 class ProcessDirectory:
     def __init__(
-        self, table: ProcessTable, store: ProcessStore | None, catalog: Callable[[], Catalog]
+        self,
+        table: ProcessTable,
+        store: ProcessStore | None,
+        catalog: Callable[[], Catalog],
+        *,
+        lease_seconds: float = 30.0,
+        lease_wait: float = 30.0,
     ) -> None:
         """`catalog` is read on each use: a reload publishes a new one."""
         self.table = table
         self.store = store
         self._catalog = catalog
         self.boot = secrets.token_hex(8)  # this server start, recorded with session owners
+        self.holder = f"{socket.gethostname()} pid {os.getpid()} start {self.boot}"
+        """Who this server is, in leases (unique per start, readable in a busy error)."""
+        self.lease_seconds = lease_seconds
+        self.lease_wait = lease_wait
         self._restoring = asyncio.Lock()
         self._last_sweep = 0.0
 
@@ -68,7 +86,8 @@ class ProcessDirectory:
         """The caller's conversation with program `name`: the one it had (even before a
         restart, with --state), else a new one."""
         if self.store is not None and owner is not None and self.table.default_id(owner, name) is None:
-            stored_id = await self.store.default(owner, name)
+            with _storing("the state database can not be read"):
+                stored_id = await self.store.default(owner, name)
             if stored_id is not None:
                 with contextlib.suppress(LLMProcError):  # gone, or no longer this caller's
                     handle = await self.get(stored_id, owner)
@@ -79,7 +98,8 @@ class ProcessDirectory:
         handle = self.table.default(owner, name, program)
         if self.store is not None and handle.id != known and owner is not None:
             await self.persist(handle)
-            await self.store.set_default(owner, name, handle.id)
+            with _storing("the state database can not keep your conversation"):
+                await self.store.set_default(owner, name, handle.id)
         return handle
 
     def create(
@@ -92,11 +112,13 @@ class ProcessDirectory:
 
     async def described(self, owner: Owner) -> list[dict[str, Any]]:
         """The caller's processes: those in memory, and (with --state) those only on disk."""
-        found = [h.describe() for h in self.table.owned_by(owner)]
-        if self.store is not None and owner is not None:
-            for stored in await self.store.owned(owner):
-                if stored.process_id not in self.table:
-                    found.append(stored.describe())
+        if self.store is None or owner is None:
+            return [h.describe() for h in self.table.owned_by(owner)]
+        with _storing("the state database can not list your processes"):
+            stored = await self.store.owned(owner)
+        found = [s.describe() for s in stored]  # what every server sees, not this one's copies
+        known = {s.process_id for s in stored}
+        found += [h.describe() for h in self.table.owned_by(owner) if h.id not in known]
         return found
 
     # -- storing ---------------------------------------------------------------------------------
@@ -105,17 +127,108 @@ class ProcessDirectory:
         """Write what the process's last step changed (one transaction), before the client hears of it."""
         if self.store is None:
             return
+        token = handle.lease.token if handle.lease is not None else None
         record = handle.persisted.record(
-            handle.process, program=handle.program, owner=handle.owner, boot=self.boot, turns=handle.turns
-        )
+            handle.process, program=handle.program, owner=handle.owner, boot=self.boot,
+            turns=handle.turns, token=token,
+        )  # fmt: skip
         try:
-            await self.store.commit(record)
-        except Exception as err:  # a full disk, a locked file: never report as done what is not kept
+            version = await self.store.commit(record)
+        except LeaseLost as err:  # another server has a newer copy: this one is of no more use
+            log.warning("process %s: %s", handle.id, err)
+            self.table.drop(handle)
+            raise RequestError(str(err)) from None
+        except Exception as err:  # a full disk, a database down: never report as done what is not kept
             log.error("process %s could not be saved to the state database: %s", handle.id, err)
             raise RequestError(
                 f"process '{handle.id}' could not be saved to the state database: {err}"
             ) from None
-        handle.persisted.committed(record)
+        handle.persisted.committed(record, version)
+
+    @contextlib.asynccontextmanager
+    async def leased(self, handle: Handle) -> AsyncIterator[Handle]:
+        """Hold the process's lease while a call changes it: taken (waiting while another server
+        holds it), renewed while the call runs, given back at the end. A copy in memory older
+        than the stored process is loaded again first. Without a store, there is nothing to do."""
+        if self.store is None:
+            yield handle
+            return
+        async with handle.lock:
+            lease = await self._acquire(handle.id)
+            renewing = asyncio.create_task(self._renew(lease))
+            try:
+                if lease.version != handle.persisted.version:
+                    await self._refresh(handle, lease.version)
+                handle.lease = lease
+                yield handle
+            finally:
+                handle.lease = None
+                renewing.cancel()
+                with anyio.CancelScope(shield=True), contextlib.suppress(StoreError):
+                    await self.store.release(lease)
+
+    async def current(self, handle: Handle) -> Handle:
+        """The handle, its process loaded again if another server changed it since (a read)."""
+        if self.store is not None and handle.lease is None:
+            with _storing(f"process '{handle.id}' can not be read from the state database"):
+                version = await self.store.version(handle.id)
+            if version != handle.persisted.version:
+                await self._refresh(handle, version)
+        return handle
+
+    async def _acquire(self, process_id: str) -> Lease:
+        assert self.store is not None
+        deadline, pause = time.monotonic() + self.lease_wait, 0.02
+        while True:
+            with _storing(f"process '{process_id}' can not be used now"):
+                got = await self.store.acquire(process_id, self.holder, self.lease_seconds)
+            if isinstance(got, Lease):
+                return got
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RequestError(
+                    f"process '{process_id}' is busy: another server ({got.holder}) is running a "
+                    f"turn on it, and it did not finish within {self.lease_wait:g} s; try again later"
+                )
+            await asyncio.sleep(min(pause, left, got.seconds_left + 0.01))
+            pause = min(pause * 2, 0.5)
+
+    async def _renew(self, lease: Lease) -> None:
+        """Keep the lease while the call runs: renewed three times per lease period."""
+        assert self.store is not None
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                renewed = await self.store.renew(lease, self.lease_seconds)
+            except StoreError as err:  # down for now: the commit will say whether it was lost
+                log.warning("process %s: lease not renewed: %s", lease.process_id, err)
+                continue
+            if not renewed:
+                log.warning(
+                    "process %s: its lease expired and another server took it over; this "
+                    "server's turn on it will not be saved", lease.process_id,
+                )  # fmt: skip
+                return
+
+    async def _refresh(self, handle: Handle, version: int) -> None:
+        """Load the stored process into `handle`: another server changed it since this copy."""
+        assert self.store is not None
+        with _storing(f"process '{handle.id}' can not be read from the state database"):
+            stored = await self.store.load(handle.id)
+        if stored is None or stored.document is None:
+            return
+        try:
+            process = LLMProcess.restore(stored.document, handle.process.program)
+        except LLMProcError as err:
+            raise RequestError(f"process '{handle.id}' can not be restored: {err}") from None
+        stale, handle.process = handle.process, process
+        handle.turns = stored.turns
+        handle.persisted = Persisted.of(process, stored.version)
+        await stale.aclose()
+        log.info(
+            "process %s loaded again: another server changed it (version %d, this copy was %d)",
+            handle.id, stored.version, version,
+        )  # fmt: skip
 
     async def commit_turn(self, handle: Handle, length_before: int) -> None:
         """Count and store a completed run; when the store can not keep it, the process goes
@@ -137,7 +250,8 @@ class ProcessDirectory:
         whose owner was such a session of an earlier start belongs to whoever holds its
         unguessable id (as under the session-less 2026 protocol)."""
         assert self.store is not None
-        stored = await self.store.load(process_id)
+        with _storing(f"process '{process_id}' can not be read from the state database"):
+            stored = await self.store.load(process_id)
         if stored is None or stored.document is None:
             return None
         if stored.owner is not None and stored.owner != owner:
@@ -156,9 +270,10 @@ class ProcessDirectory:
         new_owner = owner if stored.owner is not None else None
         handle = self.table.create(stored.program, published.program, new_owner, process=process)
         handle.turns = stored.turns
-        handle.persisted = Persisted.of(process)
+        handle.persisted = Persisted.of(process, stored.version)
         if new_owner != stored.owner or stored.boot != self.boot:
-            await self.store.set_owner(process_id, new_owner, self.boot)
+            with _storing(f"process '{process_id}' can not be restored"):
+                await self.store.set_owner(process_id, new_owner, self.boot)
         log.info("process %s restored from the state database (%d messages)", process_id, stored.length)
         return handle
 
@@ -194,3 +309,12 @@ class ProcessDirectory:
         async with anyio.create_task_group() as closing:
             for handle in self.table.handles():
                 closing.start_soon(self.table.remove, handle)
+
+
+@contextlib.contextmanager
+def _storing(what: str) -> Any:
+    """A store that fails (a database down) is the caller's one-line error, saying what failed."""
+    try:
+        yield
+    except StoreError as err:
+        raise RequestError(f"{what}: {err}") from None

@@ -11,6 +11,7 @@ session owns.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from ..errors import RequestError
 from ..process import LLMProcess
 from ..program import LLMProgram
-from ..store import Persisted, iso_utc
+from ..store import Lease, Persisted, iso_utc
 
 Owner = str | None
 
@@ -33,6 +34,10 @@ class Handle:
     turns: int = 0
     persisted: Persisted = field(default_factory=Persisted)
     """What the state database holds of the process (with --state)."""
+    lease: Lease | None = None
+    """The process's lease while a call of this server changes it (with --state)."""
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """One leased call at a time per process in this server (each takes a new token)."""
 
     @property
     def id(self) -> str:
@@ -149,6 +154,13 @@ class ProcessTable:
         for handle in idle:
             self._forget(handle)
         return idle
+
+    def drop(self, handle: Handle) -> None:
+        """Forget a copy that is out of date (another server changed the process); it is closed
+        with the evicted ones, once its call has ended."""
+        if self._handles.get(handle.id) is handle:
+            self._forget(handle)
+            self.evicted.append(handle)
 
     def _push_out(self, may_leave: Iterable[str], full: str) -> None:
         """At a limit, the least recently used idle process of `may_leave` leaves (with --state:

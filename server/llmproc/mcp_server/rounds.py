@@ -13,6 +13,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,9 @@ so they never take more than half of --max-live-processes either."""
 Finish = Callable[[Handle, RunResult, int], Awaitable[CallToolResult]]
 """Stores a finished run and makes its answer (the server's, as for any run)."""
 
+Hold = Callable[[Handle], AbstractAsyncContextManager[Handle]]
+"""Holds the process for the whole run, all its rounds and the commit (its lease, with --state)."""
+
 
 @dataclass(eq=False)
 class _ParkedRun:
@@ -53,10 +57,10 @@ class InputRounds:
         self._finish = finish
         self._parked: dict[str, _ParkedRun] = {}  # request_state -> a run waiting for an answer
 
-    async def start(self, handle: Handle, message: str, call: ToolCall, depth: int) -> Any:
+    async def start(self, handle: Handle, message: str, call: ToolCall, depth: int, *, hold: Hold) -> Any:
         """Start the run in the background; answer with its first round (or its result)."""
         self._check_room(handle.owner)
-        parked = _ParkedRun(handle, len(handle.process.history_view()))
+        parked = _ParkedRun(handle, 0)
         token = secrets.token_urlsafe(16)
         self._parked[token] = parked
         session = call.session
@@ -70,7 +74,10 @@ class InputRounds:
             request_depth.set(depth)
             current_client.set(ClientChannel(session, None, ask))
             try:
-                result = await handle.process.run(message)
+                async with hold(handle):
+                    parked.length_before = len(handle.process.history_view())
+                    result = await handle.process.run(message)
+                    answer = await self._finish(handle, result, parked.length_before)
             except BaseException as err:
                 if isinstance(err, asyncio.TimeoutError):  # the client went away between rounds
                     self._parked.pop(token, None)
@@ -78,7 +85,7 @@ class InputRounds:
                 if not isinstance(err, Exception):
                     raise
                 return
-            await parked.outbox.put(("done", result))
+            await parked.outbox.put(("done", answer))
 
         parked.task = asyncio.create_task(body())
         return await self._next_round(token, parked)
@@ -132,4 +139,4 @@ class InputRounds:
             if isinstance(value, asyncio.TimeoutError):
                 raise RequestError(f"the client did not answer a sampling round within {ROUND_TIMEOUT:g}s")
             raise RequestError(f"the run failed: {type(value).__name__}: {value}")
-        return await self._finish(handle, value, parked.length_before)
+        return value
