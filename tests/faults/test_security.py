@@ -77,7 +77,8 @@ def test_no_unauthenticated_listening_beyond_loopback_unless_asked(programs):
     assert done.returncode == 3
     assert done.stderr.strip() == (
         "llmproc-mcp: error: --host 0.0.0.0 can be reached from other machines, and no --auth-token "
-        "is set (or LLMPROC_MCP_TOKEN); set one, or pass --allow-no-auth to serve anyone who can reach it"
+        "is set (or LLMPROC_MCP_TOKEN, or --auth-tokens); set one, or pass --allow-no-auth to serve "
+        "anyone who can reach it"
     )
 
 

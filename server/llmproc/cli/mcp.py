@@ -24,6 +24,7 @@ from typing import Any
 
 import anyio
 
+from ..errors import ServeError
 from . import add_version, mcp_http
 from .mcp_http import TOKEN_VARIABLE
 
@@ -74,9 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Publish llmproc programs as MCP tools (run_<program>, spawn, reset, fork).",
     )
     add_version(parser)
-    parser.add_argument(
-        "--programs", required=True, metavar="DIR", help="directory of program files (*.toml)"
-    )
+    parser.add_argument("--programs", metavar="DIR", help="directory of program files (*.toml)")
     parser.add_argument("--transport", choices=["stdio", "sse", "streamable-http"], default="stdio")
     parser.add_argument(
         "--host", default="127.0.0.1", help="HTTP transports: address to bind (default 127.0.0.1)"
@@ -88,6 +87,18 @@ def _parser() -> argparse.ArgumentParser:
         "--auth-token",
         default=None,
         help=f"HTTP transports: require this bearer token (or set {TOKEN_VARIABLE})",
+    )
+    parser.add_argument(
+        "--auth-tokens",
+        default=None,
+        metavar="FILE",
+        help="HTTP transports: require the bearer token of one of the principals in FILE (TOML: "
+        '[tokens] name = "sha256:..."); each principal owns its processes on every replica',
+    )
+    parser.add_argument(
+        "--hash-token",
+        action="store_true",
+        help="print the --auth-tokens line for the token read on stdin, and exit",
     )
     parser.add_argument(
         "--allowed-hosts",
@@ -204,11 +215,15 @@ async def serve(
         catalog = Catalog.load(args.programs)
     except CatalogError as err:
         return await _cannot_start(args, str(err))
-    listener = None
+    listener, callers = None, None
     if args.transport != "stdio":
         refusal = mcp_http.exposure_refusal(args)
         if refusal:
             return await _cannot_start(args, refusal)
+        try:
+            callers = mcp_http.principals(args)
+        except ServeError as err:
+            return await _cannot_start(args, str(err))
         try:
             listener = _listen(args.host, args.port)
         except OSError as err:
@@ -250,7 +265,7 @@ async def serve(
                 await server.mcp.run_stdio_async()
             else:
                 assert listener is not None
-                await mcp_http.serve_http(server, args, listener)
+                await mcp_http.serve_http(server, args, listener, callers)
             tasks.cancel_scope.cancel()
     finally:
         if listener is not None:
@@ -338,7 +353,14 @@ async def _watch(server: Any, interval: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.hash_token:
+        from .auth_tokens import print_hash
+
+        return print_hash()
+    if not args.programs:
+        parser.error("the following arguments are required: --programs")
     stderr = logging.StreamHandler(sys.stderr)  # never stdout: on stdio that is the protocol
     stderr.setLevel(args.log_level)
     stderr.setFormatter(logging.Formatter("llmproc-mcp: %(name)s: %(message)s"))

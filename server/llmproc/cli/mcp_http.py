@@ -2,14 +2,15 @@
 
 HTTP binds to 127.0.0.1 unless told otherwise, checks Host and Origin against DNS rebinding on
 every bind address, and with --auth-token (or LLMPROC_MCP_TOKEN) requires that bearer token
-on every request; it refuses to listen beyond loopback without one unless told to.
+on every request, or with --auth-tokens FILE one of the principals' tokens (auth_tokens.py);
+it refuses to listen beyond loopback without one unless told to. The principal a request
+authenticates as owns the processes it makes, on every replica.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import hmac
 import ipaddress
 import json
 import logging
@@ -18,17 +19,23 @@ import socket
 import sys
 from typing import Any
 
+from .auth_tokens import Principals
+
 TOKEN_VARIABLE = "LLMPROC_MCP_TOKEN"
 
 
 class BearerTokenMiddleware:
-    """Refuses HTTP requests without `Authorization: Bearer <token>`: the scheme compared
-    case-insensitively (RFC 7235), the token in constant time, and a request with more than
-    one Authorization header refused (which one a proxy or framework reads is not ours to guess)."""
+    """Refuses HTTP requests without `Authorization: Bearer <token>` of a known principal: the
+    scheme compared case-insensitively (RFC 7235), the token in constant time, and a request
+    with more than one Authorization header refused (which one a proxy or framework reads is not
+    ours to guess). The principal goes into the request's scope, for `caller_of`."""
 
-    def __init__(self, app: Any, token: str) -> None:
+    def __init__(self, app: Any, principals: Principals) -> None:
+        from ..mcp_server.callers import PRINCIPAL_KEY
+
         self.app = app
-        self.expected = token.encode()
+        self.principals = principals
+        self.key = PRINCIPAL_KEY
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -37,10 +44,11 @@ class BearerTokenMiddleware:
                 await refuse(send, 400, "bad request: more than one Authorization header")
                 return
             scheme, _, credentials = (given[0] if given else b"").strip().partition(b" ")
-            valid = scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self.expected)
-            if not valid:
+            principal = self.principals.who(credentials.strip()) if scheme.lower() == b"bearer" else None
+            if principal is None:
                 await refuse(send, 401, "unauthorized: a valid bearer token is required")
                 return
+            scope = {**scope, self.key: principal}
         await self.app(scope, receive, send)
 
 
@@ -57,6 +65,15 @@ def bearer_token(args: argparse.Namespace) -> str | None:
     return args.auth_token or os.environ.get(TOKEN_VARIABLE) or None
 
 
+def principals(args: argparse.Namespace) -> Principals | None:
+    """Who may call: the --auth-tokens file, else the one principal of --auth-token; a ServeError
+    says what is wrong with the file."""
+    if args.auth_tokens:
+        return Principals.from_file(args.auth_tokens)
+    token = bearer_token(args)
+    return Principals.single(token) if token else None
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -68,11 +85,14 @@ def is_loopback(host: str) -> bool:
 
 def exposure_refusal(args: argparse.Namespace) -> str | None:
     """Why the server must not listen as asked: beyond loopback, no token, and no explicit yes."""
-    if is_loopback(args.host) or bearer_token(args) or args.allow_no_auth:
+    if args.auth_tokens and args.auth_token:
+        return "give --auth-token or --auth-tokens, not both (a single token is one principal of the file)"
+    if is_loopback(args.host) or bearer_token(args) or args.auth_tokens or args.allow_no_auth:
         return None
     return (
         f"--host {args.host} can be reached from other machines, and no --auth-token is set "
-        f"(or {TOKEN_VARIABLE}); set one, or pass --allow-no-auth to serve anyone who can reach it"
+        f"(or {TOKEN_VARIABLE}, or --auth-tokens); set one, or pass --allow-no-auth to serve anyone "
+        "who can reach it"
     )
 
 
@@ -122,7 +142,9 @@ def forgets_lost_connections(protocol_class: type[Any]) -> type[Any]:
     return ForgetsLostConnections
 
 
-async def serve_http(server: Any, args: argparse.Namespace, listener: socket.socket) -> None:
+async def serve_http(
+    server: Any, args: argparse.Namespace, listener: socket.socket, callers: Principals | None
+) -> None:
     import uvicorn
 
     security = transport_security(args)
@@ -135,9 +157,8 @@ async def serve_http(server: Any, args: argparse.Namespace, listener: socket.soc
     from ..mcp_server.sessions import SessionEnds
 
     app = SessionEnds(app, server.end_session)  # an ended session's processes leave memory
-    token = bearer_token(args)
-    if token:
-        app = BearerTokenMiddleware(app, token)
+    if callers is not None:
+        app = BearerTokenMiddleware(app, callers)
     elif not is_loopback(args.host):
         logging.getLogger("llmproc.mcp_server").warning(
             "serving on %s without a bearer token: anyone who can reach it can run your programs", args.host

@@ -209,9 +209,8 @@ class LLMProcServer:
         return model_result(listing)
 
     def _caller(self, call: ToolCall) -> Any:
-        owner = caller_of(call, self.transport)
-        self._sessions.seen(call, owner)
-        return owner
+        self._sessions.seen(call, self.transport)
+        return caller_of(call, self.transport)
 
     # -- running -------------------------------------------------------------------------------
 

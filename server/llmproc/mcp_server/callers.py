@@ -1,9 +1,10 @@
 """Who is calling, how deeply nested the call is, and how each handshake-era client hears
 that the tools changed.
 
-An owner names the caller a process belongs to: the stdio connection, an SSE connection or a
-2025-era Streamable HTTP session; None when there is none (2026-07-28 has no sessions, so a
-process belongs to whoever holds its unguessable id).
+An owner names the caller a process belongs to: the principal an HTTP request authenticated
+as (a bearer token: the same on every replica, in every session and protocol era), else the
+stdio connection, an SSE connection or a 2025-era Streamable HTTP session; None when there is
+none (2026-07-28 has no sessions, so a process belongs to whoever holds its unguessable id).
 """
 
 from __future__ import annotations
@@ -16,23 +17,30 @@ from .tool_server import ToolCall
 
 Transport = Literal["stdio", "sse", "streamable-http"]
 
+PRINCIPAL_KEY = "llmproc.principal"
+"""Where the HTTP front door puts the principal a request authenticated as, in its ASGI scope."""
+
 
 def is_sessionless(call: ToolCall) -> bool:
     """Whether the request came in the 2026-07-28 era, which has no sessions."""
     return str(call.protocol_version or "").startswith("2026")
 
 
-def caller_of(call: ToolCall, transport: Transport) -> Owner:
+def caller_of(call: ToolCall, transport: Transport, *, principal: bool = True) -> Owner:
     """Who is calling: the connection, or a 2025-era HTTP session; None when there is neither.
 
     Only a session the SDK's transport knows names a caller: a 2026-07-28 request has no
     session, so an `mcp-session-id` header on one (a 2025-era session's, or made up) is the
-    caller's own choice and must never pass for an identity."""
+    caller's own choice and must never pass for an identity. `principal=False`: the connection
+    or session itself, even when the request authenticated as a principal."""
     if transport == "stdio":
         return "stdio"  # one client per server process
     request = call.http_request
     if request is None:
         return None
+    name = request.scope.get(PRINCIPAL_KEY) if principal else None
+    if name is not None:
+        return f"principal:{name}"
     if transport == "sse":  # the connection itself: its id is checked by the transport
         session = request.query_params.get("session_id")
         return f"sse:{session}" if session else None
@@ -55,15 +63,17 @@ def depth_of(call: ToolCall) -> int:
 
 
 class LegacySessions:
-    """The latest session of each handshake-era caller: how it hears tools/list_changed (the
-    2026-07-28 era listens on subscriptions/listen instead)."""
+    """The handshake-era sessions that called: how each hears tools/list_changed (the
+    2026-07-28 era listens on subscriptions/listen instead). Keyed by connection or session,
+    not by principal: one principal may have many sessions open."""
 
     def __init__(self) -> None:
         self._sessions: dict[str, Any] = {}
 
-    def seen(self, call: ToolCall, owner: Owner) -> None:
-        if owner is not None and not is_sessionless(call):
-            self._sessions[owner] = call.session
+    def seen(self, call: ToolCall, transport: Transport) -> None:
+        key = caller_of(call, transport, principal=False)
+        if key is not None and not is_sessionless(call):
+            self._sessions[key] = call.session
 
     def forget(self, owner: str) -> None:
         self._sessions.pop(owner, None)
