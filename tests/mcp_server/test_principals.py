@@ -105,12 +105,11 @@ async def test_unknown_tokens_are_refused_and_the_file_is_read_again_when_it_cha
     programs, tokens, _state = setup
     carol = "carol-token-55e0aa"
     for url in serve_llmproc(programs, "streamable-http", "--auth-tokens", str(tokens)):
-        body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
-        accept = {"accept": "application/json, text/event-stream"}
 
-        async def status(token: str) -> int:
+        async def status(token: str, url: str = url) -> int:
+            body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+            headers = {"accept": "application/json, text/event-stream", "authorization": f"Bearer {token}"}
             async with httpx2.AsyncClient(timeout=60) as http:
-                headers = {**accept, "authorization": f"Bearer {token}"}
                 return (await http.post(url, json=body, headers=headers)).status_code
 
         assert await status(carol) == 401
