@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import sys
+import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +18,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fake_provider import FakeProviderServer
 
 _real_connect = socket.socket.connect
+
+_HOME = tempfile.mkdtemp(prefix="llmproc-test-home-")
+os.environ["HOME"] = _HOME  # stdio clients pass HOME on (the SDK passes little else): never the real one
+os.environ["XDG_STATE_HOME"] = os.path.join(_HOME, ".local", "state")
+"""llmproc-mcp keeps its state under the user's state directory by default: never the real one,
+and (below) a fresh one per test, so no test sees another's conversations."""
+
+
+@pytest.fixture(autouse=True)
+def _own_state_directory(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state-home")))
+    monkeypatch.delenv("LLMPROC_STATE", raising=False)
 
 
 def _loopback_only(self: socket.socket, address: object) -> object:

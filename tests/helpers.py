@@ -5,6 +5,7 @@ llmproc-mcp over stdio, and waiting on a condition with a generous deadline (nev
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -48,7 +49,13 @@ def write_programs(root: Path, programs: dict[str, str]) -> Path:
 def llmproc_mcp(programs: Path, *extra: str) -> StdioServerParameters:
     """llmproc-mcp publishing `programs`, started over stdio by the client."""
     args = ["-m", "llmproc.cli.mcp", "--programs", str(programs), *extra]
-    return StdioServerParameters(command=sys.executable, args=args)
+    return StdioServerParameters(command=sys.executable, args=args, env=server_environment())
+
+
+def server_environment() -> dict[str, str]:
+    """What a stdio server needs from the test's environment beyond the SDK's few defaults: the
+    test's own state directory (llmproc-mcp keeps its state under it by default)."""
+    return {"XDG_STATE_HOME": os.environ["XDG_STATE_HOME"]}
 
 
 async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:

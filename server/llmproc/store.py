@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -212,6 +213,10 @@ class SqliteStore:
         where = f"state database {self.path}"
         if self.path.is_dir():
             raise StoreError(f"{where} is a directory; give a file path to --state")
+        try:  # conversations are private: a new file is its owner's alone (SQLite's -wal and
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))  # -shm files follow it)
+        except OSError as err:
+            raise StoreError(f"can not open {where}: {err.strerror or err}") from None
         try:
             db = sqlite3.connect(
                 self.path, check_same_thread=False, isolation_level=None, timeout=self.BUSY_SECONDS

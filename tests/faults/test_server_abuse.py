@@ -245,8 +245,10 @@ async def test_an_sse_connection_that_closes_takes_its_processes_with_it(program
         assert await server.settle(before) == before
 
 
-async def test_past_max_live_processes_the_least_recently_used_idle_one_leaves(programs):
-    with ServerThread(programs, "--max-live-processes", "3") as server:
+@pytest.mark.parametrize("state", ["--no-state", None])  # in memory only; the default state file
+async def test_past_max_live_processes_the_least_recently_used_idle_one_leaves(programs, state):
+    extra = [state] if state else []
+    with ServerThread(programs, "--max-live-processes", "3", *extra) as server:
         ids = []
         for n in range(5):  # sessionless calls: each starts a process
             reply = await _ask(server.url, "run_echo", f"call {n}", "2026-07-28")
@@ -254,7 +256,10 @@ async def test_past_max_live_processes_the_least_recently_used_idle_one_leaves(p
         assert (await asyncio.to_thread(server.holdings)).processes == 3
         async with Client(server.url, mode="2026-07-28") as client:
             gone = await client.call_tool("run_echo", {"message": "again", "process_id": ids[0]})
-            assert gone.is_error and f"unknown process '{ids[0]}'" in text(gone)
+            if state:
+                assert gone.is_error and f"unknown process '{ids[0]}'" in text(gone)
+            else:  # it left memory for the disk, and comes back from it
+                assert not gone.is_error and gone.structured_content["process_id"] == ids[0]
             kept = await client.call_tool("run_echo", {"message": "again", "process_id": ids[4]})
             assert not kept.is_error and kept.structured_content["process_id"] == ids[4]
 

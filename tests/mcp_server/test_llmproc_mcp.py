@@ -23,7 +23,7 @@ from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from helpers import SCRIPTED, llmproc_mcp
+from helpers import SCRIPTED, llmproc_mcp, server_environment
 from http_servers import TOOLBOX, serve_llmproc
 from llmproc.mcp_server.catalog import Catalog, CatalogError
 from mcp_results import text
@@ -492,7 +492,7 @@ async def test_a_provider_program_over_the_server(tmp_path: Path, anthropic_env)
     fake.push(Turn(text="Hello from the fake Claude."))
     env = {"ANTHROPIC_API_KEY": fake.api_key, "ANTHROPIC_BASE_URL": fake.url}
     params = llmproc_mcp(tmp_path)
-    params.env = env
+    params.env = {**(params.env or {}), **env}
     async with Client(params) as client:
         result = await client.call_tool("run_claude", {"message": "Hi"})
         assert text(result) == "Hello from the fake Claude."
@@ -540,7 +540,12 @@ async def test_claude_desktop_config_starts_as_a_host_starts_it():
     )
     assert command is not None, "llmproc-mcp is not installed as a console script"
     args = [str(ROOT / "programs") if arg.endswith("/programs") else arg for arg in entry["args"]]
-    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/"), **entry["env"]}
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/"),
+        **server_environment(),
+        **entry["env"],
+    }
     async with Client(StdioServerParameters(command=command, args=args, env=env), mode="legacy") as client:
         names = {tool.name for tool in (await client.list_tools()).tools}
         assert {"run_scripted", "run_minimal", "run_openai", "run_gemini", "spawn", "reset"} <= names

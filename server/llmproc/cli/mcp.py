@@ -20,11 +20,12 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import anyio
 
-from ..errors import ServeError
+from ..errors import ServeError, StoreError
 from . import add_version, mcp_http
 from .mcp_http import TOKEN_VARIABLE
 
@@ -172,7 +173,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH|URL",
         help="keep every process in this SQLite file, or in PostgreSQL (postgresql://USER:PASSWORD@"
         "HOST:PORT/DB), so conversations survive restarts (continue one by its process_id); "
-        f"default: ${{{STATE_VARIABLE}}} when set",
+        f"default: ${{{STATE_VARIABLE}}} when set, else {default_state_path()}",
+    )
+    parser.add_argument(
+        "--no-state",
+        action="store_true",
+        help="keep processes in memory only: they end with the server",
     )
     parser.add_argument(
         "--lease-seconds",
@@ -192,6 +198,51 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
+
+
+def default_state_path() -> Path:
+    """Where conversations are kept unless told otherwise: the user's state directory (XDG)."""
+    base = os.environ.get("XDG_STATE_HOME") or ""
+    root = Path(base) if os.path.isabs(base) else Path.home() / ".local" / "state"
+    return root / "llmproc" / "state.db"
+
+
+def chosen_state(args: argparse.Namespace) -> str | None:
+    """The state the server was told to use (--state, else LLMPROC_STATE); None: the default."""
+    return args.state or os.environ.get(STATE_VARIABLE) or None
+
+
+async def open_store(args: argparse.Namespace) -> Any:
+    """The store to keep processes in: as chosen, else the default file; None with --no-state,
+    or (unless chosen) when an llmproc process started this server.
+
+    A state that was asked for and can not be used stops the server (a StoreError says why);
+    the default file that can not be made (a read-only home) leaves a warning and memory."""
+    from ..composition import composition_depth
+    from ..store import SqliteStore
+    from ..store_postgres import PostgresStore, is_url
+
+    if args.no_state:
+        if args.state:
+            raise StoreError("give --state or --no-state, not both")
+        return None
+    state = chosen_state(args)
+    if state:
+        return await PostgresStore.connect(state) if is_url(state) else SqliteStore(state)
+    if composition_depth() > 0:  # started by an llmproc process: it lives as long as that one,
+        return None  # and a new process must not continue an unrelated one's conversations
+    path = default_state_path()
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        store = SqliteStore(path)
+    except (OSError, StoreError) as err:
+        logging.getLogger("llmproc.mcp_server").warning(
+            "conversations are kept in memory only: the default state file %s can not be used (%s); "
+            "choose one with --state", path, err,
+        )  # fmt: skip
+        return None
+    logging.getLogger("llmproc.mcp_server").info("conversations are kept in %s", path)
+    return store
 
 
 async def serve(
@@ -229,18 +280,12 @@ async def serve(
         except OSError as err:
             reason = err.strerror or str(err)
             return await _cannot_start(args, f"can not listen on {args.host} port {args.port}: {reason}")
-    store: Any = None
-    state = args.state or os.environ.get(STATE_VARIABLE) or None
-    if state:
-        from ..store import SqliteStore, StoreError
-        from ..store_postgres import PostgresStore, is_url
-
-        try:
-            store = await PostgresStore.connect(state) if is_url(state) else SqliteStore(state)
-        except StoreError as err:
-            if listener is not None:
-                listener.close()
-            return await _cannot_start(args, str(err))
+    try:
+        store = await open_store(args)
+    except StoreError as err:
+        if listener is not None:
+            listener.close()
+        return await _cannot_start(args, str(err))
     table = ProcessTable(
         max_per_caller=args.max_processes,
         idle_seconds=args.idle_timeout,

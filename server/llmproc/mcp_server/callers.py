@@ -9,6 +9,8 @@ none (2026-07-28 has no sessions, so a process belongs to whoever holds its ungu
 
 from __future__ import annotations
 
+import functools
+import os
 from typing import Any, Literal
 
 from ..composition import DEPTH_HEADER, composition_depth
@@ -34,7 +36,7 @@ def caller_of(call: ToolCall, transport: Transport, *, principal: bool = True) -
     caller's own choice and must never pass for an identity. `principal=False`: the connection
     or session itself, even when the request authenticated as a principal."""
     if transport == "stdio":
-        return "stdio"  # one client per server process
+        return stdio_owner()
     request = call.http_request
     if request is None:
         return None
@@ -48,6 +50,25 @@ def caller_of(call: ToolCall, transport: Transport, *, principal: bool = True) -
         return None
     session = request.headers.get("mcp-session-id")
     return f"http:{session}" if session else None
+
+
+LEGACY_STDIO_OWNER = "stdio"
+"""How stores written before stdio owners named their directory recorded them: any stdio caller's."""
+
+
+@functools.cache
+def stdio_owner() -> str:
+    """The stdio client: one per server process, named by the directory the host started it in.
+
+    With the state kept on disk by default, every stdio server of a user shares one file: a
+    host's default conversations must survive its restarts (Claude Desktop restarts its servers
+    on every launch) without Claude Code in one project continuing the conversation it had in
+    another. Hosts start servers in the project's directory (Claude Code, Gemini CLI, VS Code),
+    so that directory is the scope: conversations and list_processes are per project."""
+    try:
+        return f"stdio:{os.getcwd()}"
+    except OSError:  # the directory was removed under us
+        return LEGACY_STDIO_OWNER
 
 
 def depth_of(call: ToolCall) -> int:

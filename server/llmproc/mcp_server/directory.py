@@ -31,6 +31,7 @@ from ..errors import LeaseLost, LLMProcError, RequestError, StoreError
 from ..process import LLMProcess
 from ..program import LLMProgram
 from ..store import Lease, Persisted, ProcessStore
+from .callers import LEGACY_STDIO_OWNER
 from .catalog import Catalog, PublishedProgram
 from .handles import Handle, Owner, ProcessTable
 
@@ -256,7 +257,8 @@ class ProcessDirectory:
             return None
         if stored.owner is not None and stored.owner != owner:
             from_earlier_session = stored.owner.startswith(("sse:", "http:")) and stored.boot != self.boot
-            if not from_earlier_session:
+            from_older_stdio = stored.owner == LEGACY_STDIO_OWNER and str(owner).startswith("stdio:")
+            if not (from_earlier_session or from_older_stdio):
                 return None
         published = self._catalog().programs.get(stored.program)
         if published is None:
