@@ -101,3 +101,20 @@ def write_program(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """One private PostgreSQL cluster for the session (started on first use); each test that asks
+    for `postgres_url` gets a database of its own on it."""
+    from postgres import cluster
+
+    with cluster() as running:
+        yield running.url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    from postgres import new_database
+
+    return new_database(postgres_server)

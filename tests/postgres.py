@@ -48,9 +48,36 @@ def _as_cluster_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command]
 
 
+class Cluster:
+    """A running cluster: `url` is its `llmproc` database (user `llmproc`, password `secret`);
+    `stop` and `start` restart it (a database that goes away under a running server)."""
+
+    def __init__(self, data: Path, log: Path, port: int, sockets: Path) -> None:
+        self.data, self.log, self.port, self.sockets = data, log, port, sockets
+        self.url = f"postgresql://llmproc:secret@127.0.0.1:{port}/llmproc"
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.sockets} -h 127.0.0.1 -F"
+        subprocess.run(
+            _as_cluster_user(
+                [_binary("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.log), "-w",
+                 "-t", "300", "start"]
+            ),
+            check=True, capture_output=True, timeout=360,
+        )  # fmt: skip
+
+    def stop(self, mode: str = "fast") -> None:
+        subprocess.run(
+            _as_cluster_user(
+                [_binary("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "300", "stop"]
+            ),
+            capture_output=True, timeout=360,
+        )  # fmt: skip
+
+
 @contextmanager
-def cluster() -> Iterator[str]:
-    """A running cluster; yields the URL of its `llmproc` database (user `llmproc`, password `secret`)."""
+def cluster() -> Iterator[Cluster]:
+    """A running cluster of its own, stopped and removed at the end."""
     root = Path(tempfile.mkdtemp(prefix="llmproc-pg-"))
     data, sockets = root / "data", root / "sockets"
     sockets.mkdir()
@@ -60,28 +87,18 @@ def cluster() -> Iterator[str]:
         user = pwd.getpwnam("postgres")
         for path in (root, sockets, password):
             os.chown(path, user.pw_uid, user.pw_gid)
-    port = _free_port()
-    pg_ctl = _binary("pg_ctl")
+    running = Cluster(data, root / "log", _free_port(), sockets)
     try:
         subprocess.run(
             _as_cluster_user([_binary("initdb"), "-D", str(data), "-U", "llmproc", "--pwfile", str(password),
                               "-A", "scram-sha-256", "-E", "UTF8", "--no-sync"]),
             check=True, capture_output=True, timeout=300,
         )  # fmt: skip
-        options = f"-p {port} -k {sockets} -h 127.0.0.1 -F"
-        subprocess.run(
-            _as_cluster_user(
-                [pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "-t", "300", "start"]
-            ),
-            check=True, capture_output=True, timeout=360,
-        )  # fmt: skip
-        _create_database(port)
-        yield f"postgresql://llmproc:secret@127.0.0.1:{port}/llmproc"
+        running.start()
+        _create_database(running.port)
+        yield running
     finally:
-        subprocess.run(
-            _as_cluster_user([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"]),
-            capture_output=True, timeout=120,
-        )  # fmt: skip
+        running.stop("immediate")
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from postgres import cluster, new_database
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """One cluster for the session; each test gets a database of its own."""
-    with cluster() as url:
-        yield url
-
-
-@pytest.fixture
-def postgres_url(postgres_server: str) -> str:
-    return new_database(postgres_server)
 
 
 class Stores:
