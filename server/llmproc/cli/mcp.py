@@ -52,17 +52,21 @@ def _positive(text: str) -> float:
     return value
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _listen(host: str, port: int, *, share: bool = False, listen: bool = True) -> socket.socket:
     """Bind the HTTP port before saying where the server is, so a port in use or an unknown
-    host is one clear start-up error rather than a uvicorn log line after "serving"."""
+    host is one clear start-up error rather than a uvicorn log line after "serving".
+    `share`: with SO_REUSEPORT, for --workers (bound, not listening, it only reserves the port)."""
     family, kind, proto, _name, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
     listener = socket.socket(family, kind, proto)
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if share:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         listener.bind(address)
-        listener.listen(2048)
+        if listen:
+            listener.listen(2048)
     except OSError:
         listener.close()
         raise
@@ -196,6 +200,15 @@ def _parser() -> argparse.ArgumentParser:
         help="with --state: how long a call waits for a process another server is running, "
         "before it fails as busy",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="Streamable HTTP: serve the port from N processes sharing the state store (about one "
+        "per core); they need a state (--state, or the default file), not --no-state",
+    )
+    parser.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
@@ -275,8 +288,12 @@ async def serve(
             callers = mcp_http.principals(args)
         except ServeError as err:
             return await _cannot_start(args, str(err))
+        refusal = _workers_refusal(args)
+        if refusal:
+            return await _cannot_start(args, refusal)
         try:
-            listener = _listen(args.host, args.port)
+            supervising, working = args.workers > 1, args.worker_index is not None
+            listener = _listen(args.host, args.port, share=supervising or working, listen=not supervising)
         except OSError as err:
             reason = err.strerror or str(err)
             return await _cannot_start(args, f"can not listen on {args.host} port {args.port}: {reason}")
@@ -286,6 +303,16 @@ async def serve(
         if listener is not None:
             listener.close()
         return await _cannot_start(args, str(err))
+    if args.workers > 1:
+        assert listener is not None
+        if store is None:
+            listener.close()
+            return await _cannot_start(
+                args, f"--workers {args.workers} needs a state store the workers share: give --state "
+                "PATH|URL, or leave out --no-state (each worker is a process of its own)",
+            )  # fmt: skip
+        await store.close()
+        return await _supervise(args, listener, len(catalog.programs))
     table = ProcessTable(
         max_per_caller=args.max_processes,
         idle_seconds=args.idle_timeout,
@@ -296,6 +323,8 @@ async def serve(
         catalog, transport=args.transport, table=table, max_depth=args.max_depth, store=store,
         lease_seconds=args.lease_seconds, lease_wait=args.lease_wait,
     )  # fmt: skip
+    if args.worker_index is not None:  # a worker: say who serves in the logs
+        server.directory.holder += f" worker {args.worker_index}"
     if own_process:  # what start-up built lives as long as the server: later collections skip it
         gc.freeze()  # (not when embedded: the host application's heap is not ours to freeze)
     if started is not None:
@@ -306,6 +335,8 @@ async def serve(
             tasks.start_soon(_warm_up, server)
             if args.reload_interval > 0:
                 tasks.start_soon(_watch, server, args.reload_interval)
+            if args.worker_index is not None:
+                tasks.start_soon(_stop_with_supervisor)
             if args.transport == "stdio":
                 await server.mcp.run_stdio_async()
             else:
@@ -319,6 +350,29 @@ async def serve(
         if store is not None:
             await store.close()
     return 0
+
+
+def _workers_refusal(args: argparse.Namespace) -> str | None:
+    if args.workers < 1:
+        return f"--workers {args.workers}: give at least 1"
+    if args.workers > 1 and args.transport != "streamable-http":
+        return (
+            f"--workers serves Streamable HTTP, not {args.transport} (an SSE client's stream and its "
+            "posts must reach one process); use --transport streamable-http"
+        )
+    return None
+
+
+async def _supervise(args: argparse.Namespace, reserved: socket.socket, programs: int) -> int:
+    """Serve the port from --workers processes (mcp_workers.py) while `reserved` holds it."""
+    from .mcp_workers import supervise
+
+    port = reserved.getsockname()[1]
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    try:
+        return await supervise(args.argv, args.workers, port, f"http://{host}:{port}/mcp", programs)
+    finally:
+        reserved.close()
 
 
 _ANSWER_GRACE_SECONDS = 5.0
@@ -368,6 +422,12 @@ def _answer_with_error(message: str) -> None:
                     answered, deadline = True, time.monotonic() + _ANSWER_GRACE_SECONDS
 
 
+async def _stop_with_supervisor() -> None:
+    from .mcp_workers import until_supervisor_leaves
+
+    await until_supervisor_leaves()
+
+
 async def _warm_up(server: Any) -> None:
     """Import the provider SDKs of the published programs once the server serves: the handshake
     is not kept waiting for them, and the first call does not pay for them (hosts that time a
@@ -400,6 +460,7 @@ async def _watch(server: Any, interval: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what --workers starts each worker with
     if args.hash_token:
         from .auth_tokens import print_hash
 

@@ -166,8 +166,9 @@ async def serve_http(
     path = "/sse" if args.transport == "sse" else "/mcp"
     port = listener.getsockname()[1]
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"llmproc-mcp: serving {len(server.catalog.programs)} programs at http://{host}:{port}{path}",
-          file=sys.stderr)  # fmt: skip
+    if getattr(args, "worker_index", None) is None:  # a worker's supervisor says where it serves
+        print(f"llmproc-mcp: serving {len(server.catalog.programs)} programs at http://{host}:{port}{path}",
+              file=sys.stderr)  # fmt: skip
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level="warning", lifespan="on",
         timeout_graceful_shutdown=GRACE_SECONDS, timeout_keep_alive=KEEP_ALIVE_SECONDS,

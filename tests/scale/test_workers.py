@@ -1,0 +1,131 @@
+"""--workers N: one port served by N processes sharing the state store, under a supervisor."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client
+
+from helpers import write_programs
+from http_servers import free_port
+from mcp_results import text
+from replicas import wait_for_port
+
+ECHO = '[model]\nname = "s"\nprovider = "scripted"\n'
+"""Echoes the last user message: what a run was told."""
+COUNTER = ECHO + '[scripted]\nreplies = ["one", "two", "three", "four"]\n'
+
+
+@pytest.fixture
+def programs(tmp_path: Path) -> Path:
+    return write_programs(tmp_path / "programs", {"counter.toml": COUNTER})
+
+
+def start(programs: Path, tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], int, Path]:
+    port, log = free_port(), tmp_path / "server.log"
+    command = [sys.executable, "-m", "llmproc.cli.mcp", "--programs", str(programs), "--transport",
+               "streamable-http", "--port", str(port), "--log-level", "INFO", *extra]  # fmt: skip
+    with open(log, "wb") as out:
+        server = subprocess.Popen(command, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+    wait_for_port(port, server, "llmproc-mcp --workers")
+    return server, port, log
+
+
+def workers_of(supervisor: int) -> list[int]:
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def stop(server: subprocess.Popen[bytes]) -> int:
+    if server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+    return server.wait(timeout=120)
+
+
+async def converse(url: str, conversations: int = 12) -> None:
+    async def one(c: int) -> None:
+        process_id = None
+        for expected in ("one", "two", "three"):
+            async with Client(url, mode="2026-07-28") as client:  # a new connection: any worker
+                arguments = {"message": f"c{c}", **({"process_id": process_id} if process_id else {})}
+                result = await client.call_tool("run_counter", arguments)
+            assert text(result) == expected, text(result)
+            process_id = result.structured_content["process_id"]
+
+    async with anyio.create_task_group() as tasks:
+        for c in range(conversations):
+            tasks.start_soon(one, c)
+
+
+async def test_workers_share_one_port_and_every_conversation(programs, tmp_path):
+    server, port, log = start(programs, tmp_path, "--workers", "3", "--state", str(tmp_path / "s.db"))
+    try:
+        assert f"serving 1 programs at http://127.0.0.1:{port}/mcp with 3 workers" in log.read_text()
+        assert len(workers_of(server.pid)) == 3
+        await converse(f"http://127.0.0.1:{port}/mcp")
+        said = log.read_text()
+        assert "restored from the state database" in said or "loaded again" in said  # crossed workers
+    finally:
+        assert stop(server) == 128 + signal.SIGTERM
+    assert "Traceback" not in log.read_text()
+
+
+async def test_a_worker_killed_is_replaced_and_a_killed_supervisor_takes_its_workers_along(
+    programs, tmp_path
+):
+    server, port, log = start(programs, tmp_path, "--workers", "2")  # on the default state file
+    try:
+        first = workers_of(server.pid)
+        os.kill(first[0], signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while "worker 0 ended" not in log.read_text() or len(workers_of(server.pid)) < 2:
+            assert time.monotonic() < deadline, log.read_text()
+            await anyio.sleep(0.05)
+        assert first[0] not in workers_of(server.pid)
+        await converse(f"http://127.0.0.1:{port}/mcp", conversations=4)
+        workers = workers_of(server.pid)
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=60)
+        deadline = time.monotonic() + 120
+        while any(Path(f"/proc/{pid}").exists() and _alive(pid) for pid in workers):
+            assert time.monotonic() < deadline, "workers outlived their supervisor"
+            await anyio.sleep(0.05)
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    finally:
+        stop(server)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; it waits only for its parent's wait
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--workers", "2", "--no-state"), "--workers 2 needs a state store the workers share: give --state"),
+        (("--workers", "2", "--transport", "sse"), "--workers serves Streamable HTTP, not sse"),
+        (("--workers", "0"), "--workers 0: give at least 1"),
+    ],
+)
+def test_workers_say_what_they_need(programs, extra, message):
+    done = subprocess.run(
+        [sys.executable, "-m", "llmproc.cli.mcp", "--programs", str(programs), "--transport",
+         "streamable-http", "--port", "0", *extra],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 3
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("llmproc-mcp: error: ") and message in line
