@@ -28,7 +28,10 @@ and (below) a fresh one per test, so no test sees another's conversations."""
 
 @pytest.fixture(autouse=True)
 def _own_state_directory(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state-home")))
+    """HOME too: clients (the SDKs', the Inspector) pass HOME on to the servers they start."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
     monkeypatch.delenv("LLMPROC_STATE", raising=False)
 
 

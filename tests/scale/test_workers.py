@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -11,6 +13,7 @@ import time
 from pathlib import Path
 
 import anyio
+import httpx2
 import pytest
 from mcp import Client
 
@@ -21,7 +24,7 @@ from replicas import wait_for_port
 
 ECHO = '[model]\nname = "s"\nprovider = "scripted"\n'
 """Echoes the last user message: what a run was told."""
-COUNTER = ECHO + '[scripted]\nreplies = ["one", "two", "three", "four"]\n'
+COUNTER = ECHO + '[scripted]\nreplies = ["one", "two", "three", "four"]\nwhen_exhausted = "repeat_last"\n'
 
 
 @pytest.fixture
@@ -129,3 +132,50 @@ def test_workers_say_what_they_need(programs, extra, message):
     assert done.returncode == 3
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("llmproc-mcp: error: ") and message in line
+
+
+async def test_a_2025_session_reaches_its_worker_whichever_worker_a_connection_lands_on(programs, tmp_path):
+    """Each request on a connection of its own: the kernel picks any worker for each."""
+    server, port, _log = start(programs, tmp_path, "--workers", "3")
+    url = f"http://127.0.0.1:{port}/mcp"
+    accept = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+    initialize = {
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                   "clientInfo": {"name": "probe", "version": "1"}},
+    }  # fmt: skip
+
+    async def post(body: dict, session: str | None = None) -> httpx2.Response:
+        headers = {**accept, **({"mcp-session-id": session} if session else {})}
+        async with httpx2.AsyncClient(timeout=120) as http:  # a new connection each time
+            return await http.post(url, json=body, headers=headers)
+
+    try:
+        opened = await post(initialize)
+        session = opened.headers["mcp-session-id"]
+        assert re.fullmatch(r"w[0-2]\.[0-9a-f]+", session)
+        initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        assert (await post(initialized, session)).status_code == 202
+        replies = []
+        for n in range(1, 13):
+            call = {"jsonrpc": "2.0", "id": n, "method": "tools/call",
+                    "params": {"name": "run_counter", "arguments": {"message": "count"}}}  # fmt: skip
+            response = await post(call, session)
+            assert response.status_code == 200, response.text
+            replies.append(_result_text(response.text))
+        assert replies[:4] == ["one", "two", "three", "four"]  # one conversation, the session's
+        async with httpx2.AsyncClient(timeout=120) as http:
+            ended = await http.delete(url, headers={**accept, "mcp-session-id": session})
+        assert ended.status_code == 200
+        ping = {"jsonrpc": "2.0", "id": 99, "method": "ping"}
+        for _ in range(6):  # gone on every worker
+            assert (await post(ping, session)).status_code == 404
+    finally:
+        stop(server)
+
+
+def _result_text(body: str) -> str:
+    """The text of a tools/call answer (JSON, or the last data line of an SSE stream)."""
+    lines = [line[5:].strip() for line in body.splitlines() if line.startswith("data:")]
+    message = json.loads(lines[-1] if lines else body)
+    return message["result"]["content"][0]["text"].split("\n\n[process_id:")[0]

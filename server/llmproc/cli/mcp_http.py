@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
@@ -20,6 +21,7 @@ import sys
 from typing import Any
 
 from .auth_tokens import Principals
+from .session_router import WORKERS_DIR, SessionRouter, socket_path
 
 TOKEN_VARIABLE = "LLMPROC_MCP_TOKEN"
 
@@ -142,6 +144,17 @@ def forgets_lost_connections(protocol_class: type[Any]) -> type[Any]:
     return ForgetsLostConnections
 
 
+def _unix_listener(path: str) -> socket.socket:
+    """The worker's own socket, where other workers pass on requests of its sessions."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # left by the worker this one replaces
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix.bind(path)
+    unix.listen(512)
+    unix.setblocking(False)
+    return unix
+
+
 async def serve_http(
     server: Any, args: argparse.Namespace, listener: socket.socket, callers: Principals | None
 ) -> None:
@@ -157,6 +170,11 @@ async def serve_http(
     from ..mcp_server.sessions import SessionEnds
 
     app = SessionEnds(app, server.end_session)  # an ended session's processes leave memory
+    sockets, router = [listener], None
+    workers_dir = os.environ.get(WORKERS_DIR)
+    if getattr(args, "worker_index", None) is not None and workers_dir:
+        app = router = SessionRouter(app, args.worker_index, workers_dir)  # sessions across workers
+        sockets.append(_unix_listener(socket_path(workers_dir, args.worker_index)))
     if callers is not None:
         app = BearerTokenMiddleware(app, callers)
     elif not is_loopback(args.host):
@@ -176,7 +194,7 @@ async def serve_http(
     config.load()
     config.http_protocol_class = forgets_lost_connections(config.http_protocol_class)
     http = uvicorn.Server(config)
-    serving = asyncio.ensure_future(http.serve(sockets=[listener]))
+    serving = asyncio.ensure_future(http.serve(sockets=sockets))
     try:
         await asyncio.shield(serving)
     except asyncio.CancelledError:  # embedded and cancelled: shut down as on Ctrl-C, so the
@@ -187,4 +205,7 @@ async def serve_http(
     finally:  # whatever happened, the port is free again
         for asyncio_server in getattr(http, "servers", []):
             asyncio_server.close()
-        listener.close()
+        for each in sockets:
+            each.close()
+        if router is not None:
+            await router.aclose()

@@ -15,8 +15,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -34,10 +36,13 @@ log = logging.getLogger("llmproc.mcp_server")
 
 async def supervise(argv: list[str], workers: int, port: int, url: str, programs: int) -> int:
     """Run `workers` workers of `argv` on `port` until cancelled (SIGINT, SIGTERM)."""
+    from .session_router import WORKERS_DIR
+
     read_end, write_end = os.pipe()
     os.set_inheritable(read_end, True)
     command = [sys.executable, "-m", "llmproc.cli.mcp", *argv, "--port", str(port), "--workers", "1"]
-    env = {**os.environ, SUPERVISOR_PIPE: str(read_end)}
+    sockets = tempfile.mkdtemp(prefix="llmproc-workers-")  # private (0700): the workers' own sockets
+    env = {**os.environ, SUPERVISOR_PIPE: str(read_end), WORKERS_DIR: sockets}
     running: dict[int, tuple[Any, float]] = {}
 
     async def start(index: int) -> None:
@@ -72,6 +77,7 @@ async def supervise(argv: list[str], workers: int, port: int, url: str, programs
         await _stop_all([p for p, _ in running.values()])
         os.close(write_end)  # (only a supervisor that died without this reaches its workers so)
         os.close(read_end)
+        shutil.rmtree(sockets, ignore_errors=True)
 
 
 async def _stop_all(processes: list[Any]) -> None:
