@@ -50,7 +50,7 @@ async def load(count: int, fake_url: str, concurrency: int | None = None) -> Non
     env = {**os.environ, "ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": fake_url}
     server = subprocess.Popen(
         [sys.executable, "-m", "llmproc.cli.mcp", "--programs", str(programs), "--transport",
-         "streamable-http", "--port", str(port), "--reload-interval", "0",
+         "streamable-http", "--port", str(port), "--reload-interval", "0", "--no-state",
          "--max-live-processes", str(count + 100)],
         env=env, stderr=subprocess.DEVNULL,
     )  # fmt: skip

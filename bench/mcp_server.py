@@ -105,7 +105,7 @@ async def startup(repeats: int = 7) -> None:
     ours, bare = [], []
     for _ in range(repeats):  # alternate, so drift hits both alike
         bare.append(await time_to_tools(bare_server()))
-        ours.append(await time_to_tools(llmproc_server(programs, "--reload-interval", "0")))
+        ours.append(await time_to_tools(llmproc_server(programs, "--reload-interval", "0", "--no-state")))
     base, mine = statistics.median(bare), statistics.median(ours)
     print(f"startup to tools/list   bare {base * 1000:7.1f} ms   llmproc-mcp ({count} programs) "
           f"{mine * 1000:7.1f} ms   ratio {mine / base:.2f}")  # fmt: skip
@@ -118,7 +118,7 @@ async def first_reply_once(
     host's model choosing the tool), the first call, and a second one."""
     server = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "llmproc.cli.mcp", "--programs", str(programs), "--reload-interval", "0"],
+        args=["-m", "llmproc.cli.mcp", "--programs", str(programs), "--reload-interval", "0", "--no-state"],
         env=env,
     )
     started = time.perf_counter()
@@ -199,7 +199,7 @@ async def call(calls: int = 300) -> None:
     programs = programs_dir(1)
     async with (
         Client(bare_server()) as bare,
-        Client(llmproc_server(programs, "--reload-interval", "0")) as ours,
+        Client(llmproc_server(programs, "--reload-interval", "0", "--no-state")) as ours,
     ):
         base = await per_call(bare, "echo", {"message": "hello"}, calls)
         mine = await per_call(ours, "run_program_00", {"message": "hello"}, calls)
@@ -245,7 +245,8 @@ async def concurrent(count: int = 200) -> None:
     with fake_provider() as fake_url:
         env = {**os.environ, "ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": fake_url}
         command = [sys.executable, "-m", "llmproc.cli.mcp", "--programs", str(programs), "--transport",
-                   "streamable-http", "--port", str(port), "--reload-interval", "0"]  # fmt: skip
+                   "streamable-http", "--port", str(port), "--reload-interval", "0",
+                   "--no-state"]  # fmt: skip
         with http_server(command, port, env) as url:
             await wait_for_port(port)
             one, many, failed = await one_and_many(url, "run_claude", count)

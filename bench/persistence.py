@@ -18,7 +18,9 @@ import asyncio
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from llmproc import LLMProcess, LLMProgram
 from llmproc.messages import Message, TextBlock
@@ -36,26 +38,41 @@ def history(length: int) -> list[Message]:
 
 async def measure(length: int, turns: int, workdir: Path) -> tuple[float, float]:
     """Median seconds per turn: (store commit, whole-snapshot rewrite)."""
-    program = LLMProgram(model_name="bench", provider="scripted")  # echoes each message
-    process = LLMProcess(program, history=history(length))
-    store = SqliteStore(workdir / f"state-{length}.db")
-    persisted = Persisted()
-    first = persisted.record(process, program="bench", owner=None, boot="bench", turns=0)
-    await store.commit(first)
-    persisted.committed(first)
-    commits, rewrites = [], []
-    for turn in range(turns):
-        await process.run(f"turn {turn}: {TEXT}")
-        started = time.perf_counter()
-        record = persisted.record(process, program="bench", owner=None, boot="bench", turns=turn + 1)
-        await store.commit(record)
-        persisted.committed(record)
-        commits.append(time.perf_counter() - started)
+    rewrites: list[float] = []
+
+    def rewrite(process: LLMProcess) -> None:
         started = time.perf_counter()
         process.save(workdir / f"snapshot-{length}.json")
         rewrites.append(time.perf_counter() - started)
+
+    commit = await measure_store(SqliteStore(workdir / f"state-{length}.db"), length, turns, rewrite)
+    return commit, statistics.median(rewrites)
+
+
+async def measure_store(
+    store: Any, length: int, turns: int, after: Callable[[LLMProcess], None] | None = None
+) -> float:
+    """Median seconds to record and commit one turn of a process with `length` messages, under
+    the process's lease as a server commits it (bench/scale.py measures PostgreSQL with it)."""
+    program = LLMProgram(model_name="bench", provider="scripted")  # echoes each message
+    process = LLMProcess(program, history=history(length))
+    persisted = Persisted()
+    first = persisted.record(process, program="bench", owner=None, boot="bench", turns=0)
+    persisted.committed(first, await store.commit(first))
+    lease = await store.acquire(process.id, "bench", 600)
+    commits = []
+    for turn in range(turns):
+        await process.run(f"turn {turn}: {TEXT}")
+        started = time.perf_counter()
+        record = persisted.record(
+            process, program="bench", owner=None, boot="bench", turns=turn + 1, token=lease.token
+        )
+        persisted.committed(record, await store.commit(record))
+        commits.append(time.perf_counter() - started)
+        if after is not None:
+            after(process)
     await store.close()
-    return statistics.median(commits), statistics.median(rewrites)
+    return statistics.median(commits)
 
 
 async def main() -> None:

@@ -61,6 +61,49 @@ _MIGRATIONS = {
 }
 """From each format to the next. Lease rows are never deleted: a token must never repeat."""
 _NOW = "extract(epoch FROM clock_timestamp())::double precision"
+
+_COMMIT_FUNCTION = """
+CREATE OR REPLACE FUNCTION llmproc_commit_turn(
+    p_id TEXT, p_token BIGINT, p_base INTEGER, p_keep INTEGER, p_messages TEXT[], p_names TEXT[],
+    p_bodies TEXT[], p_program TEXT, p_owner TEXT, p_boot TEXT, p_turns INTEGER, p_header TEXT,
+    p_now DOUBLE PRECISION, p_release BOOLEAN
+) RETURNS INTEGER LANGUAGE plpgsql AS $$
+DECLARE
+    held BIGINT;
+    stored INTEGER;
+BEGIN
+    IF p_token IS NOT NULL THEN  -- the lease row stays locked to the end: no takeover half way
+        SELECT token INTO held FROM llmproc_leases WHERE process_id = p_id FOR UPDATE;
+        IF held IS DISTINCT FROM p_token THEN
+            RAISE EXCEPTION 'stale lease' USING ERRCODE = 'LPL01';
+        END IF;
+    END IF;
+    SELECT version INTO stored FROM llmproc_processes WHERE id = p_id FOR UPDATE;
+    stored := COALESCE(stored, 0);
+    IF stored <> p_base THEN
+        RAISE EXCEPTION '%', stored USING ERRCODE = 'LPV01';
+    END IF;
+    DELETE FROM llmproc_messages WHERE process_id = p_id AND seq >= p_keep;
+    INSERT INTO llmproc_messages
+        SELECT p_id, p_keep + (m.ord - 1)::INTEGER, m.body
+        FROM unnest(p_messages) WITH ORDINALITY AS m(body, ord);
+    INSERT INTO llmproc_descriptors
+        SELECT p_id, d.name, d.body FROM unnest(p_names, p_bodies) AS d(name, body)
+        ON CONFLICT (process_id, name) DO UPDATE SET body = excluded.body;
+    INSERT INTO llmproc_processes (id, program, owner, boot, turns, header, length, created, updated, version)
+        VALUES (p_id, p_program, p_owner, p_boot, p_turns, p_header,
+                p_keep + COALESCE(array_length(p_messages, 1), 0), p_now, p_now, stored + 1)
+        ON CONFLICT (id) DO UPDATE SET program = excluded.program, owner = excluded.owner,
+        boot = excluded.boot, turns = excluded.turns, header = excluded.header,
+        length = excluded.length, updated = excluded.updated, version = excluded.version;
+    IF p_release AND p_token IS NOT NULL THEN
+        UPDATE llmproc_leases SET expires = 0 WHERE process_id = p_id AND token = p_token;
+    END IF;
+    RETURN stored + 1;
+END $$
+"""
+"""A turn's commit in one round trip: the checks and the writes, one transaction in the server."""
+_STALE_LEASE, _STALE_VERSION = "LPL01", "LPV01"
 """Lease times are the database's clock: replicas on machines whose clocks differ agree on it."""
 _SCHEMA_LOCK = 0x6C6C6D70  # "llmp": the advisory lock servers take while creating the schema
 
@@ -99,7 +142,9 @@ class PostgresStore:
             ) from None
         where = f"state database {shown(url)}"
         try:
-            pool = await asyncpg.create_pool(url, min_size=1, max_size=10, command_timeout=60)
+            pool = await asyncpg.create_pool(
+                url, min_size=1, max_size=10, command_timeout=60, reset=_nothing_to_reset
+            )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as err:
             raise StoreError(f"can not connect to {where}: {_reason(err)}") from None
         store = cls(pool, url)
@@ -134,6 +179,7 @@ class PostgresStore:
             for step in range(version, SCHEMA_VERSION):
                 for statement in _MIGRATIONS[step]:
                     await db.execute(statement)
+            await db.execute(_COMMIT_FUNCTION)
             await db.execute("UPDATE llmproc_meta SET value = $1 WHERE key = 'version'", str(SCHEMA_VERSION))
 
     def _guard(self) -> _Guard:
@@ -142,75 +188,52 @@ class PostgresStore:
     # -- writes --------------------------------------------------------------------------------
 
     async def commit(self, record: TurnRecord) -> int:
-        now = time.time()
+        import asyncpg
+
         pid = record.process_id
-        messages = [(pid, record.keep + i, _json(m)) for i, m in enumerate(record.messages)]
-        descriptors = [(pid, name, _json(d)) for name, d in record.descriptors.items()]
-        async with self._guard(), self._pool.acquire() as db, db.transaction():
-            if record.token is not None:  # the lease row stays locked until the commit ends, so
-                token = await db.fetchval(  # no one takes the lease over half way through it
-                    "SELECT token FROM llmproc_leases WHERE process_id = $1 FOR UPDATE", pid
-                )
-                if token != record.token:
-                    raise stale_lease(pid)
-            stored = await db.fetchval("SELECT version FROM llmproc_processes WHERE id = $1 FOR UPDATE", pid)
-            stored = stored or 0
-            if stored != record.base:
-                raise stale_version(pid, stored, record.base)
-            await db.execute(
-                "DELETE FROM llmproc_messages WHERE process_id = $1 AND seq >= $2", pid, record.keep
-            )
-            if messages:
-                await db.executemany("INSERT INTO llmproc_messages VALUES ($1, $2, $3)", messages)
-            if descriptors:
-                await db.executemany(
-                    """INSERT INTO llmproc_descriptors VALUES ($1, $2, $3)
-                       ON CONFLICT (process_id, name) DO UPDATE SET body = excluded.body""",
-                    descriptors,
-                )
-            await db.execute(
-                """INSERT INTO llmproc_processes (id, program, owner, boot, turns, header, length,
-                   created, updated, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)
-                   ON CONFLICT (id) DO UPDATE SET program = excluded.program, owner = excluded.owner,
-                   boot = excluded.boot, turns = excluded.turns, header = excluded.header,
-                   length = excluded.length, updated = excluded.updated, version = excluded.version""",
-                pid,
-                record.program,
-                record.owner,
-                record.boot,
-                record.turns,
-                _json(record.header),
-                record.keep + len(record.messages),
-                now,
-                stored + 1,
-            )
-        return int(stored + 1)
+        async with self._guard():
+            try:
+                version: int = await self._pool.fetchval(
+                    "SELECT llmproc_commit_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                    pid, record.token, record.base, record.keep, [_json(m) for m in record.messages],
+                    list(record.descriptors), [_json(d) for d in record.descriptors.values()],
+                    record.program, record.owner, record.boot, record.turns, _json(record.header),
+                    time.time(), record.release,
+                )  # fmt: skip
+            except asyncpg.PostgresError as err:
+                if err.sqlstate == _STALE_LEASE:
+                    raise stale_lease(pid) from None
+                if err.sqlstate == _STALE_VERSION:
+                    raise stale_version(pid, int(getattr(err, "message", "0") or 0), record.base) from None
+                raise
+        return version
 
     async def acquire(self, process_id: str, holder: str, seconds: float) -> Lease | Held:
-        async with self._guard(), self._pool.acquire() as db, db.transaction():
-            token = await db.fetchval(
-                f"""INSERT INTO llmproc_leases AS held VALUES ($1, $2, 1, {_NOW} + $3)
-                    ON CONFLICT (process_id) DO UPDATE SET holder = excluded.holder,
-                    token = held.token + 1, expires = excluded.expires
-                    WHERE held.expires <= {_NOW} OR held.holder = excluded.holder
-                    RETURNING token""",
+        async with self._guard():  # one statement: one round trip, atomic
+            row = await self._pool.fetchrow(
+                f"""WITH taken AS (
+                        INSERT INTO llmproc_leases AS held VALUES ($1, $2, 1, {_NOW} + $3)
+                        ON CONFLICT (process_id) DO UPDATE SET holder = excluded.holder,
+                        token = held.token + 1, expires = excluded.expires
+                        WHERE held.expires <= {_NOW} OR held.holder = excluded.holder
+                        RETURNING token)
+                    SELECT (SELECT token FROM taken) AS token,
+                           (SELECT version FROM llmproc_processes WHERE id = $1) AS version,
+                           (SELECT holder FROM llmproc_leases WHERE process_id = $1) AS holder,
+                           (SELECT expires - {_NOW} FROM llmproc_leases WHERE process_id = $1) AS left""",
                 process_id,
                 holder,
                 seconds,
             )
-            if token is None:  # a live lease of someone else's
-                row = await db.fetchrow(
-                    f"SELECT holder, expires - {_NOW} AS left FROM llmproc_leases WHERE process_id = $1",
-                    process_id,
-                )
-                return Held(row["holder"], max(0.0, row["left"]))
-            version = await db.fetchval("SELECT version FROM llmproc_processes WHERE id = $1", process_id)
-        return Lease(process_id, holder, int(token), int(version or 0))
+        if row["token"] is None:  # a live lease of someone else's (as it was when the statement began)
+            return Held(row["holder"], max(0.0, row["left"] or 0.0))
+        return Lease(process_id, holder, int(row["token"]), int(row["version"] or 0))
 
     async def renew(self, lease: Lease, seconds: float) -> bool:
         async with self._guard():
             status = await self._pool.execute(
-                f"UPDATE llmproc_leases SET expires = {_NOW} + $1 WHERE process_id = $2 AND token = $3",
+                f"""UPDATE llmproc_leases SET expires = {_NOW} + $1
+                    WHERE process_id = $2 AND token = $3 AND expires > {_NOW}""",
                 seconds,
                 lease.process_id,
                 lease.token,
@@ -302,6 +325,12 @@ class _Guard:
         if isinstance(error, OSError | asyncpg.PostgresError | asyncpg.InterfaceError):
             raise StoreError(f"{self._where} failed: {_reason(error)}") from None
         return False
+
+
+async def _nothing_to_reset(connection: Any) -> None:
+    """A connection goes back to the pool as it is (an open transaction is still rolled back):
+    the store sets no session state (no SET, LISTEN or session advisory lock), and asyncpg's
+    default reset would cost a round trip on every statement outside a transaction."""
 
 
 def _json(value: Any) -> str:

@@ -155,14 +155,20 @@ async def test_a_commit_built_on_an_older_version_is_refused(stores):
     assert (await store.load("p1")).document["messages"] == [message(0), message(1)]
 
 
-async def test_a_renewed_lease_outlives_its_first_period_and_gives_the_version(stores):
-    store = await stores.open()
+async def test_a_live_lease_renews_and_the_last_commit_gives_it_back(stores):
+    store, other = await stores.open(), await stores.open()
     await store.commit(record(0, [message(0)]))
-    lease = await store.acquire("p1", "server one", 0)
+    lease = await store.acquire("p1", "server one", 60)
     assert lease.version == 1
     assert await store.renew(lease, 60) is True
-    assert isinstance(await (await stores.open()).acquire("p1", "server two", 60), Held)
-    assert await store.commit(record(1, [message(1)], turns=2, token=lease.token)) == 2
+    assert isinstance(await other.acquire("p1", "server two", 60), Held)
+    last = record(1, [message(1)], turns=2, token=lease.token)
+    last.release = True
+    assert await store.commit(last) == 2
+    assert await store.renew(lease, 60) is False  # given back: a late renewal does not take it again
+    assert (await other.acquire("p1", "server two", 60)).token == lease.token + 1
+    expired = await store.acquire("p2", "server one", 0)
+    assert await store.renew(expired, 60) is False  # expired: another server may hold it by now
 
 
 # -- PostgreSQL only ---------------------------------------------------------------------------------

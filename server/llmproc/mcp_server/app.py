@@ -182,7 +182,7 @@ class LLMProcServer:
             async with self.directory.leased(handle):
                 handle.process.reset_state()
                 handle.turns = 0
-                await self.directory.persist(handle)
+                await self.directory.persist(handle, last=True)
         text = f"cleared {len(handles)} process{'es' if len(handles) != 1 else ''}"
         return text_result(text, {"result": text})
 

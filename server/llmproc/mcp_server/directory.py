@@ -124,14 +124,15 @@ class ProcessDirectory:
 
     # -- storing ---------------------------------------------------------------------------------
 
-    async def persist(self, handle: Handle) -> None:
-        """Write what the process's last step changed (one transaction), before the client hears of it."""
+    async def persist(self, handle: Handle, *, last: bool = False) -> None:
+        """Write what the process's last step changed (one transaction), before the client hears
+        of it. `last`: the call's final commit, which also gives its lease back."""
         if self.store is None:
             return
-        token = handle.lease.token if handle.lease is not None else None
+        lease = handle.lease
         record = handle.persisted.record(
             handle.process, program=handle.program, owner=handle.owner, boot=self.boot,
-            turns=handle.turns, token=token,
+            turns=handle.turns, token=lease.token if lease else None, release=last and lease is not None,
         )  # fmt: skip
         try:
             version = await self.store.commit(record)
@@ -145,6 +146,8 @@ class ProcessDirectory:
                 f"process '{handle.id}' could not be saved to the state database: {err}"
             ) from None
         handle.persisted.committed(record, version)
+        if record.release:
+            handle.lease = None  # given back: leased() has nothing left to release
 
     @contextlib.asynccontextmanager
     async def leased(self, handle: Handle) -> AsyncIterator[Handle]:
@@ -163,10 +166,11 @@ class ProcessDirectory:
                 handle.lease = lease
                 yield handle
             finally:
-                handle.lease = None
+                held, handle.lease = handle.lease, None
                 renewing.cancel()
-                with anyio.CancelScope(shield=True), contextlib.suppress(StoreError):
-                    await self.store.release(lease)
+                if held is not None:  # not given back with the last commit
+                    with anyio.CancelScope(shield=True), contextlib.suppress(StoreError):
+                        await self.store.release(held)
 
     async def current(self, handle: Handle) -> Handle:
         """The handle, its process loaded again if another server changed it since (a read)."""
@@ -206,8 +210,9 @@ class ProcessDirectory:
                 continue
             if not renewed:
                 log.warning(
-                    "process %s: its lease expired and another server took it over; this "
-                    "server's turn on it will not be saved", lease.process_id,
+                    "process %s: its lease expired before it was renewed (this server was paused or "
+                    "cut off); if another server took the process over, this turn will not be saved",
+                    lease.process_id,
                 )  # fmt: skip
                 return
 
@@ -236,7 +241,7 @@ class ProcessDirectory:
         back to where it was before the run, and the caller hears that the turn failed."""
         handle.turns += 1
         try:
-            await self.persist(handle)
+            await self.persist(handle, last=True)
         except RequestError as err:
             handle.turns -= 1
             history = handle.process.history_view()
