@@ -161,15 +161,23 @@ class LLMProcess:
 
     @classmethod
     def restore(
-        cls, snapshot: dict[str, Any], program: LLMProgram | None = None, *, convert: bool = False
+        cls,
+        snapshot: dict[str, Any],
+        program: LLMProgram | None = None,
+        *,
+        convert: bool = False,
+        known_messages: Sequence[Message] = (),
     ) -> LLMProcess:
         """A process continuing from `snapshot`, with the same id and message ids.
 
         The program is loaded from the snapshot's path unless given. A snapshot of another
         provider is refused unless `convert` (its provider-specific parts are then dropped);
         a program file changed since the snapshot is logged and noted in `program_changed`.
+        `known_messages`: the history's start, already at hand; the snapshot's `messages` are
+        the rest (how a server brings an out-of-date copy up to date by reading only the tail).
         """
-        return cls._from_state(snapshot_module.read(snapshot, program, convert=convert))
+        state = snapshot_module.read(snapshot, program, convert=convert, known=known_messages)
+        return cls._from_state(state)
 
     def save(self, path: str | Path) -> Path:
         """Write the snapshot to `path` as JSON (atomically: a crash keeps the old file)."""

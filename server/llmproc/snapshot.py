@@ -229,8 +229,16 @@ def check_document(document: Any) -> dict[str, Any]:
     return document
 
 
-def read(document: Any, program: LLMProgram | None = None, *, convert: bool = False) -> SavedState:
-    """What a process continuing from `document` starts with (see `LLMProcess.restore`)."""
+def read(
+    document: Any,
+    program: LLMProgram | None = None,
+    *,
+    convert: bool = False,
+    known: Sequence[Message] = (),
+) -> SavedState:
+    """What a process continuing from `document` starts with (see `LLMProcess.restore`).
+    `known`: messages the caller has already, which the document's `messages` continue (a
+    copy brought up to date reads only what it lacks)."""
     document = check_document(document)
     reference = document.get("program") or {}
     if program is None:
@@ -261,6 +269,7 @@ def read(document: Any, program: LLMProgram | None = None, *, convert: bool = Fa
     if saved and family(saved) != family(now):
         messages = [_converted(m, now) for m in messages]
     reserve_message_ids(m.id for m in messages)
+    messages = [*known, *messages]
     usage = document.get("usage") or {}
     cost = document.get("cost_usd", 0.0)
     return SavedState(

@@ -76,7 +76,9 @@ class StoredProcess:
     header: dict[str, Any]
     version: int = 0
     document: dict[str, Any] | None = None
-    """The snapshot document (header, messages, descriptors), when loaded whole."""
+    """The snapshot document (header, messages, descriptors), when loaded."""
+    tail_from: int = 0
+    """The document's messages start at this one (loaded `after` the caller's first messages)."""
 
     def describe(self) -> dict[str, object]:
         """As the server's list_processes shows a process (this one is on disk, not in memory)."""
@@ -121,8 +123,10 @@ class ProcessStore(Protocol):
         """Write one turn atomically (all of it or none of it) and return the new version;
         `LeaseLost` when the record's token or base version is stale (nothing written)."""
 
-    async def load(self, process_id: str) -> StoredProcess | None:
-        """The process with its snapshot document, or None."""
+    async def load(self, process_id: str, after: tuple[int, str] | None = None) -> StoredProcess | None:
+        """The process with its snapshot document, or None. `after=(n, id)`: the caller has the
+        first n messages, the last with that id; when the stored history still starts so, the
+        document holds only the messages after them (`tail_from` = n), else all of them."""
 
     async def version(self, process_id: str) -> int:
         """The process's stored version (0: not stored): is a copy in memory current?"""
@@ -412,18 +416,24 @@ class SqliteStore:
             process_id, program, owner, boot, turns, created, updated, length, json.loads(head), version
         )
 
-    def _load(self, process_id: str) -> StoredProcess | None:
+    def _load(self, process_id: str, after: tuple[int, str] | None) -> StoredProcess | None:
         row = self._db.execute(
             f"SELECT {self._COLUMNS} FROM processes WHERE id = ?", (process_id,)
         ).fetchone()
         if row is None:
             return None
         stored = self._summary(row)
+        if after is not None and 0 < after[0] <= stored.length:
+            last = self._db.execute(
+                "SELECT body FROM messages WHERE process_id = ? AND seq = ?", (process_id, after[0] - 1)
+            ).fetchone()
+            if last is not None and json.loads(last[0]).get("id") == after[1]:
+                stored.tail_from = after[0]
         messages = [
             json.loads(body)
             for (body,) in self._db.execute(
-                "SELECT body FROM messages WHERE process_id = ? AND seq < ? ORDER BY seq",
-                (process_id, stored.length),
+                "SELECT body FROM messages WHERE process_id = ? AND seq >= ? AND seq < ? ORDER BY seq",
+                (process_id, stored.tail_from, stored.length),
             )
         ]
         descriptors = {
@@ -435,8 +445,8 @@ class SqliteStore:
         stored.document = {**stored.header, "messages": messages, "file_descriptors": descriptors}
         return stored
 
-    async def load(self, process_id: str) -> StoredProcess | None:
-        return await self._call(self._load, process_id, write=False)  # one moment: whole turns
+    async def load(self, process_id: str, after: tuple[int, str] | None = None) -> StoredProcess | None:
+        return await self._call(self._load, process_id, after, write=False)  # one moment: whole turns
 
     async def version(self, process_id: str) -> int:
         version: int = await self._call(self._stored_version, process_id, write=False)

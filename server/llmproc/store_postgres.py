@@ -273,22 +273,33 @@ class PostgresStore:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    async def load(self, process_id: str) -> StoredProcess | None:
-        async with self._guard(), self._pool.acquire() as db, db.transaction(isolation="repeatable_read"):
-            row = await db.fetchrow(f"SELECT {_COLUMNS} FROM llmproc_processes WHERE id = $1", process_id)
-            if row is None:
-                return None
-            stored = _summary(row)
-            bodies = await db.fetch(
-                "SELECT body FROM llmproc_messages WHERE process_id = $1 AND seq < $2 ORDER BY seq",
+    async def load(self, process_id: str, after: tuple[int, str] | None = None) -> StoredProcess | None:
+        known, last_id = after if after is not None else (0, None)
+        async with self._guard():  # one statement: one round trip, one consistent moment
+            row = await self._pool.fetchrow(
+                f"""WITH p AS (
+                        SELECT {_COLUMNS}, CASE WHEN $2 > 0 AND length >= $2 AND (
+                            SELECT body::json->>'id' FROM llmproc_messages
+                            WHERE process_id = $1 AND seq = $2 - 1) = $3 THEN $2 ELSE 0 END AS tail_from
+                        FROM llmproc_processes WHERE id = $1)
+                    SELECT p.*,
+                        ARRAY(SELECT body FROM llmproc_messages m WHERE m.process_id = $1
+                              AND m.seq >= p.tail_from AND m.seq < p.length ORDER BY m.seq) AS bodies,
+                        ARRAY(SELECT name FROM llmproc_descriptors WHERE process_id = $1
+                              ORDER BY name) AS names,
+                        ARRAY(SELECT body FROM llmproc_descriptors WHERE process_id = $1
+                              ORDER BY name) AS fds
+                    FROM p""",
                 process_id,
-                stored.length,
+                known,
+                last_id,
             )
-            named = await db.fetch(
-                "SELECT name, body FROM llmproc_descriptors WHERE process_id = $1", process_id
-            )
-        messages = [json.loads(r["body"]) for r in bodies]
-        descriptors = {r["name"]: json.loads(r["body"]) for r in named}
+        if row is None:
+            return None
+        stored = _summary(row)
+        stored.tail_from = row["tail_from"]
+        messages = [json.loads(body) for body in row["bodies"]]
+        descriptors = {name: json.loads(body) for name, body in zip(row["names"], row["fds"], strict=True)}
         stored.document = {**stored.header, "messages": messages, "file_descriptors": descriptors}
         return stored
 

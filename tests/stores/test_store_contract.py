@@ -109,6 +109,23 @@ async def test_a_long_history_keeps_its_order(stores):
     assert [m["id"] for m in loaded.document["messages"]] == [f"msg-{n}" for n in range(1501)]
 
 
+async def test_a_copy_that_is_behind_reads_only_what_it_lacks(stores):
+    store = await stores.open()
+    fds = {"fd:1": {"text": "paged", "source": "a tool"}}
+    await store.commit(record(0, [message(0), message(1)]))
+    await store.commit(record(2, [message(2), message(3)], turns=2, descriptors=fds))
+    behind = await store.load("p1", after=(2, "msg-1"))
+    assert behind.tail_from == 2 and behind.document["messages"] == [message(2), message(3)]
+    assert behind.document["file_descriptors"] == fds and behind.length == 4
+    current = await store.load("p1", after=(4, "msg-3"))
+    assert current.tail_from == 4 and current.document["messages"] == []
+    await store.commit(record(1, [message(5, "after a goto")], turns=3))  # the tail rewritten
+    rewound = await store.load("p1", after=(2, "msg-1"))
+    assert rewound.tail_from == 0
+    assert [m["id"] for m in rewound.document["messages"]] == ["msg-0", "msg-5"]
+    assert (await store.load("p1", after=(9, "msg-8"))).tail_from == 0  # longer than the history
+
+
 # -- leases: one server at a time per process -------------------------------------------------------
 
 

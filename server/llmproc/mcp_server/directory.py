@@ -217,14 +217,21 @@ class ProcessDirectory:
                 return
 
     async def _refresh(self, handle: Handle, version: int) -> None:
-        """Load the stored process into `handle`: another server changed it since this copy."""
+        """Load the stored process into `handle`: another server changed it since this copy.
+        Only what this copy lacks is read when its history is still the stored one's start."""
         assert self.store is not None
+        known, history = handle.persisted.message_ids, handle.process.history_view()
+        after = None
+        if known and len(history) >= len(known) and history[len(known) - 1].id == known[-1]:
+            after = (len(known), known[-1])
         with _storing(f"process '{handle.id}' can not be read from the state database"):
-            stored = await self.store.load(handle.id)
+            stored = await self.store.load(handle.id, after)
         if stored is None or stored.document is None:
             return
         try:
-            process = LLMProcess.restore(stored.document, handle.process.program)
+            process = LLMProcess.restore(
+                stored.document, handle.process.program, known_messages=history[: stored.tail_from]
+            )
         except LLMProcError as err:
             raise RequestError(f"process '{handle.id}' can not be restored: {err}") from None
         stale, handle.process = handle.process, process
@@ -232,8 +239,8 @@ class ProcessDirectory:
         handle.persisted = Persisted.of(process, stored.version)
         await stale.aclose()
         log.info(
-            "process %s loaded again: another server changed it (version %d, this copy was %d)",
-            handle.id, stored.version, version,
+            "process %s loaded again: another server changed it (version %d, this copy was %d; "
+            "%d messages read)", handle.id, stored.version, version, stored.length - stored.tail_from,
         )  # fmt: skip
 
     async def commit_turn(self, handle: Handle, length_before: int) -> None:
