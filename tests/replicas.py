@@ -42,10 +42,11 @@ http {{
 {servers}
         keepalive 32;
     }}
+{affinity}
     server {{
         listen 127.0.0.1:{port};
         location /mcp {{
-            proxy_pass http://llmproc;
+            proxy_pass http://$llmproc_upstream;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $host;
@@ -113,7 +114,10 @@ class Replica:
 class Nginx:
     """nginx balancing round robin over `ports`, until stopped."""
 
-    def __init__(self, ports: list[int], root: Path) -> None:
+    def __init__(self, ports: list[int], root: Path, *, affinity: bool = False) -> None:
+        """`affinity`: as the README's deployment section configures it, each 2025-era session's
+        requests go to the replica named in its Mcp-Session-Id (replica n runs with
+        --replica-name rn); requests without one, every 2026-07-28 request, round robin."""
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         if not os.path.exists(binary):
             raise RuntimeError("nginx is not installed (Debian: apt-get install nginx; .ci/run does)")
@@ -122,7 +126,17 @@ class Nginx:
         servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=5s;" for p in ports)
         user = "user root;" if os.geteuid() == 0 else ""
         conf = root / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(user=user, root=root, servers=servers, port=self.port))
+        if affinity:
+            groups = "".join(
+                f"    upstream r{n} {{ server 127.0.0.1:{p}; keepalive 8; }}\n" for n, p in enumerate(ports)
+            )
+            routes = "".join(f"        ~^r{n}\\. r{n};\n" for n in range(len(ports)))
+            pinned = f"{groups}    map $http_mcp_session_id $llmproc_upstream {{\n{routes}        default llmproc;\n    }}"
+        else:
+            pinned = "    map $http_mcp_session_id $llmproc_upstream { default llmproc; }"
+        conf.write_text(
+            NGINX_CONF.format(user=user, root=root, servers=servers, port=self.port, affinity=pinned)
+        )
         self.process = subprocess.Popen(
             [binary, "-c", str(conf), "-p", str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
@@ -148,7 +162,7 @@ class Deployment:
 
 @contextmanager
 def deployment(
-    programs: Path, state: str, env: dict[str, str], *extra: str, replicas: int = 3
+    programs: Path, state: str, env: dict[str, str], *extra: str, replicas: int = 3, affinity: bool = False
 ) -> Iterator[Deployment]:
     """`replicas` llmproc-mcp servers on `state`, and nginx in front of them."""
     root = Path(tempfile.mkdtemp(prefix="llmproc-replicas-"))
@@ -161,10 +175,11 @@ def deployment(
     nginx = None
     try:
         for n in range(replicas):
-            replica = Replica(command, env, root / f"replica-{n}.log")
+            named = ["--replica-name", f"r{n}"] if affinity else []
+            replica = Replica([*command, *named], env, root / f"replica-{n}.log")
             replica.start()
             started.append(replica)
-        nginx = Nginx([r.port for r in started], root)
+        nginx = Nginx([r.port for r in started], root, affinity=affinity)
         yield Deployment(started, nginx)
     finally:
         if nginx is not None:

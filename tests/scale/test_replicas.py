@@ -114,6 +114,29 @@ async def test_thirty_conversations_through_nginx_each_turn_on_any_replica(progr
         assert [m for r, m in stored if r == "user"] == [f"c{c} t{t}" for t in range(1, 5)]
 
 
+async def test_with_session_affinity_2025_sessions_stay_put_and_2026_calls_still_spread(
+    programs, env, gate, postgres_url
+):
+    """The README's nginx configuration: hash by Mcp-Session-Id; requests without one (every
+    2026-07-28 request, a session's first) are spread round robin."""
+    with deployment(programs, postgres_url, env, affinity=True) as deployed:
+
+        async def session(c: int) -> None:
+            async with Client(deployed.url, mode="legacy") as client:  # one 2025-era session
+                for t in range(1, 5):
+                    result = await client.call_tool("run_claude", {"message": f"s{c} t{t}"})
+                    assert text(result).startswith(said(*(f"s{c} t{k}" for k in range(1, t + 1))))
+
+        async with anyio.create_task_group() as tasks:
+            for c in range(6):
+                tasks.start_soon(session, c)
+        ids = await start_conversations(deployed.url)  # 2026-07-28: any replica
+        for c, pid in enumerate(ids):
+            assert text(await turn(deployed.url, f"c{c} t2", pid)) == said(f"c{c} t1", f"c{c} t2")
+        served = [r for r in deployed.replicas if "restored from the state database" in r.said()]
+        assert len(served) >= 2, "2026-07-28 calls all went to one replica"
+
+
 async def test_kill_9_of_a_replica_with_runs_in_flight_loses_no_acknowledged_turn(
     programs, env, gate, postgres_url
 ):

@@ -15,6 +15,7 @@ import gc
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -40,6 +41,12 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"'{text}' is not a port number (0 to 65535)")
     return port
+
+
+def _replica_name(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", text):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a replica name (letters, digits, - and _)")
+    return text
 
 
 def _positive(text: str) -> float:
@@ -209,6 +216,14 @@ def _parser() -> argparse.ArgumentParser:
         "per core); they need a state (--state, or the default file), not --no-state",
     )
     parser.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--replica-name",
+        type=_replica_name,
+        default=None,
+        metavar="NAME",
+        help="Streamable HTTP: start the ids of the 2025-era sessions this server creates with NAME., "
+        "so a load balancer can route each session to its replica by its Mcp-Session-Id",
+    )
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 

@@ -21,7 +21,7 @@ import sys
 from typing import Any
 
 from .auth_tokens import Principals
-from .session_router import WORKERS_DIR, SessionRouter, socket_path
+from .session_router import WORKERS_DIR, SessionNames, SessionRouter, socket_path
 
 TOKEN_VARIABLE = "LLMPROC_MCP_TOKEN"
 
@@ -175,6 +175,8 @@ async def serve_http(
     if getattr(args, "worker_index", None) is not None and workers_dir:
         app = router = SessionRouter(app, args.worker_index, workers_dir)  # sessions across workers
         sockets.append(_unix_listener(socket_path(workers_dir, args.worker_index)))
+    if getattr(args, "replica_name", None):
+        app = SessionNames(app, args.replica_name)  # a balancer routes sessions by this name
     if callers is not None:
         app = BearerTokenMiddleware(app, callers)
     elif not is_loopback(args.host):

@@ -1,4 +1,4 @@
-"""Under --workers, a 2025-era session's requests reach the worker that holds the session.
+"""A 2025-era session's requests reach the process that holds the session.
 
 A Streamable HTTP session of the 2025 protocol lives in one process's memory, but the kernel
 hands each new connection to any worker (SO_REUSEPORT), and a client may open several (a
@@ -6,6 +6,11 @@ GET stream beside its POSTs, or a new one after a keep-alive timeout). So each w
 the sessions it creates `w<index>.<id>`, and a request for another worker's session is passed
 on to that worker over its own Unix socket, streamed both ways. 2026-07-28 requests carry no
 session and are served where they land. Without --workers nothing of this is in the way.
+
+Across replicas the load balancer does the routing: `--replica-name NAME` names the sessions a
+replica creates `NAME.<id>` (`SessionNames`), so a balancer can send each session to its replica
+by its Mcp-Session-Id (the README's nginx `map`); plain hashing can not, since a session's first
+request has no id and lands anywhere.
 """
 
 from __future__ import annotations
@@ -32,6 +37,46 @@ def socket_path(directory: str, index: int) -> str:
     return os.path.join(directory, f"worker-{index}.sock")
 
 
+def _session(scope: Any) -> bytes | None:
+    return next((value for name, value in scope.get("headers") or [] if name == HEADER), None)
+
+
+def _with_session(scope: Any, value: bytes) -> Any:
+    return {**scope, "headers": [(n, value if n == HEADER else v) for n, v in scope.get("headers") or []]}
+
+
+def _naming(send: Any, prefix: bytes) -> Any:
+    """`send`, with `prefix` put before the session id of a response that names one."""
+
+    async def naming(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            headers = [
+                (n, prefix + v if n == HEADER and not v.startswith(prefix) else v)
+                for n, v in message.get("headers", [])
+            ]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return naming
+
+
+class SessionNames:
+    """ASGI: the sessions this server creates are `<prefix><id>` to clients (--replica-name), and
+    the prefix is taken off again on the way in; an id without it is not this server's."""
+
+    def __init__(self, app: Any, name: str) -> None:
+        self.app, self.prefix = app, f"{name}.".encode()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = _session(scope)
+        if given is not None and given.startswith(self.prefix):
+            scope = _with_session(scope, given[len(self.prefix) :])
+        await self.app(scope, receive, _naming(send, self.prefix))
+
+
 class SessionRouter:
     """ASGI: names this worker's new sessions, strips the name from its own, forwards the rest."""
 
@@ -44,24 +89,14 @@ class SessionRouter:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = scope.get("headers") or []
-        given = next((value for name, value in headers if name == HEADER), None)
+        given = _session(scope)
         named = _NAMED.fullmatch(given) if given is not None else None
         if named is not None and int(named.group(1)) != self.index:
             await self._forward(int(named.group(1)), scope, receive, send)
             return
         if named is not None:  # this worker's: the SDK knows it by its own id
-            own = [(n, named.group(2) if n == HEADER else v) for n, v in headers]
-            scope = {**scope, "headers": own}
-
-        async def naming(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [
-                    (n, self.prefix + v if n == HEADER else v) for n, v in message.get("headers", [])
-                ]}  # fmt: skip
-            await send(message)
-
-        await self.app(scope, receive, naming)
+            scope = _with_session(scope, named.group(2))
+        await self.app(scope, receive, _naming(send, self.prefix))
 
     def _client(self, index: int) -> Any:
         client = self._clients.get(index)
