@@ -131,7 +131,10 @@ class Nginx:
                 f"    upstream r{n} {{ server 127.0.0.1:{p}; keepalive 8; }}\n" for n, p in enumerate(ports)
             )
             routes = "".join(f"        ~^r{n}\\. r{n};\n" for n in range(len(ports)))
-            pinned = f"{groups}    map $http_mcp_session_id $llmproc_upstream {{\n{routes}        default llmproc;\n    }}"
+            pinned = (
+                f"{groups}    map $http_mcp_session_id $llmproc_upstream {{\n{routes}"
+                "        default llmproc;\n    }"
+            )
         else:
             pinned = "    map $http_mcp_session_id $llmproc_upstream { default llmproc; }"
         conf.write_text(
