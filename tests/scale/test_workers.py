@@ -16,8 +16,9 @@ import anyio
 import httpx2
 import pytest
 from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
-from helpers import write_programs
+from helpers import HOST_MODEL, write_programs
 from http_servers import free_port
 from mcp_results import text
 from replicas import wait_for_port
@@ -179,3 +180,31 @@ def _result_text(body: str) -> str:
     lines = [line[5:].strip() for line in body.splitlines() if line.startswith("data:")]
     message = json.loads(lines[-1] if lines else body)
     return message["result"]["content"][0]["text"].split("\n\n[process_id:")[0]
+
+
+async def test_a_sampling_rounds_answer_reaches_the_worker_whose_run_waits_for_it(tmp_path):
+    """A 2026-07-28 client answers each round with a retried call, on a new connection here."""
+    import mcp_types as types
+
+    programs = write_programs(tmp_path / "programs", {"host.toml": HOST_MODEL})
+    server, port, _log = start(programs, tmp_path, "--workers", "3")
+
+    async def sample(context, params):
+        asked = params.messages[-1].content
+        said = asked.text if hasattr(asked, "text") else asked[0].text
+        return types.CreateMessageResult(
+            role="assistant", content=types.TextContent(type="text", text=f"host says: {said}"),
+            model="host-model", stop_reason="endTurn",
+        )  # fmt: skip
+
+    try:
+        fresh = httpx2.Limits(max_keepalive_connections=0)  # every request on a connection of its own
+        async with httpx2.AsyncClient(limits=fresh, timeout=120) as http:
+            transport = streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)
+            async with Client(transport, mode="2026-07-28", sampling_callback=sample) as client:
+                for n in range(8):
+                    result = await client.call_tool("run_host", {"message": f"round {n}"})
+                    assert not result.is_error, text(result)
+                    assert text(result).startswith(f"host says: round {n}")
+    finally:
+        stop(server)

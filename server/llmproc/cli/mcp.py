@@ -338,8 +338,9 @@ async def serve(
         catalog, transport=args.transport, table=table, max_depth=args.max_depth, store=store,
         lease_seconds=args.lease_seconds, lease_wait=args.lease_wait,
     )  # fmt: skip
-    if args.worker_index is not None:  # a worker: say who serves in the logs
+    if args.worker_index is not None:  # a worker: say who serves in the logs, and name its rounds
         server.directory.holder += f" worker {args.worker_index}"
+        server.rounds.prefix = f"w{args.worker_index}."  # (session_router.py passes them on)
     if own_process:  # what start-up built lives as long as the server: later collections skip it
         gc.freeze()  # (not when embedded: the host application's heap is not ours to freeze)
     if started is not None:

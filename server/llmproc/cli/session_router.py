@@ -5,7 +5,9 @@ hands each new connection to any worker (SO_REUSEPORT), and a client may open se
 GET stream beside its POSTs, or a new one after a keep-alive timeout). So each worker names
 the sessions it creates `w<index>.<id>`, and a request for another worker's session is passed
 on to that worker over its own Unix socket, streamed both ways. 2026-07-28 requests carry no
-session and are served where they land. Without --workers nothing of this is in the way.
+session and are served where they land, except the retried call of a sampling round
+(`requestState` `w<index>.…`): the run waiting for its answer is in one worker's memory too.
+Without --workers nothing of this is in the way.
 
 Across replicas the load balancer does the routing: `--replica-name NAME` names the sessions a
 replica creates `NAME.<id>` (`SessionNames`), so a balancer can send each session to its replica
@@ -16,6 +18,7 @@ request has no id and lands anywhere.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -28,6 +31,7 @@ WORKERS_DIR = "LLMPROC_WORKERS_DIR"
 """Where the workers' Unix sockets are (a private directory the supervisor makes)."""
 
 _NAMED = re.compile(rb"w(\d{1,4})\.(.+)")
+_ROUND = re.compile(r"w(\d{1,4})\..+")
 _HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te", b"trailer"}
 
 log = logging.getLogger("llmproc.mcp_server")
@@ -91,6 +95,12 @@ class SessionRouter:
             return
         given = _session(scope)
         named = _NAMED.fullmatch(given) if given is not None else None
+        if named is None and scope.get("method") == "POST":  # a round's answer names its worker
+            body, receive = await _buffered(receive)
+            worker = _round_worker(body)
+            if worker is not None and worker != self.index:
+                await self._forward(worker, scope, receive, send)
+                return
         if named is not None and int(named.group(1)) != self.index:
             await self._forward(int(named.group(1)), scope, receive, send)
             return
@@ -161,6 +171,40 @@ class SessionRouter:
     async def aclose(self) -> None:
         for client in self._clients.values():
             await client.aclose()
+
+
+async def _buffered(receive: Any) -> tuple[bytes, Any]:
+    """The request's body, and a `receive` that hands it on again (request bodies are small)."""
+    body, more, ended = b"", True, False
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            ended, more = True, False
+            break
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    replayed = False
+
+    async def again() -> dict[str, Any]:
+        nonlocal replayed
+        if not replayed and not ended:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive() if not ended else {"type": "http.disconnect"}
+
+    return body, again
+
+
+def _round_worker(body: bytes) -> int | None:
+    """The worker a tools/call answering a sampling round belongs to (its requestState)."""
+    if b'"requestState"' not in body:
+        return None
+    try:
+        state = json.loads(body).get("params", {}).get("requestState")
+    except (ValueError, AttributeError):
+        return None
+    named = _ROUND.fullmatch(state) if isinstance(state, str) else None
+    return int(named.group(1)) if named else None
 
 
 async def _answer(send: Any, status: int, body: bytes) -> None:

@@ -56,12 +56,14 @@ class InputRounds:
         self._room = max(1, min(MAX_WAITING_RUNS, max_live // 2))
         self._finish = finish
         self._parked: dict[str, _ParkedRun] = {}  # request_state -> a run waiting for an answer
+        self.prefix = ""
+        """Put before each request_state: under --workers it names the worker holding the run."""
 
     async def start(self, handle: Handle, message: str, call: ToolCall, depth: int, *, hold: Hold) -> Any:
         """Start the run in the background; answer with its first round (or its result)."""
         self._check_room(handle.owner)
         parked = _ParkedRun(handle, 0)
-        token = secrets.token_urlsafe(16)
+        token = self.prefix + secrets.token_urlsafe(16)
         self._parked[token] = parked
         session = call.session
 
