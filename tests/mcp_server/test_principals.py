@@ -74,6 +74,12 @@ async def test_a_principal_owns_its_processes_on_every_replica_and_in_both_eras(
                 stolen = await bob.call_tool("run_counter", {"message": "x", "process_id": pid})
                 assert stolen.is_error and text(stolen).endswith(f"unknown process '{pid}'")
                 assert text(await bob.call_tool("run_counter", {"message": "y"})) == "one"  # his own
+            async with client(one, "alice") as alice:  # a process only replica one has seen
+                await alice.call_tool("spawn", {"program": "counter", "message": "s"})
+            async with client(two, "alice") as alice_elsewhere:  # reset reaches every server's
+                cleared = await alice_elsewhere.call_tool("reset", {"program": "counter"})
+                assert text(cleared) == "cleared 2 processes"
+                assert text(await alice_elsewhere.call_tool("run_counter", {"message": "d"})) == "one"
 
 
 async def test_a_replica_that_does_not_know_a_session_answers_404(setup):

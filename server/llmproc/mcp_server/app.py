@@ -173,9 +173,9 @@ class LLMProcServer:
             handles = [await self.directory.get(arguments.process_id, owner)]
         elif arguments.program:
             name = self.directory.published(arguments.program).name
-            handles = [h for h in self.table.owned_by(owner) if h.program == name]
+            handles = await self.directory.owned(owner, name)
         else:
-            handles = self.table.owned_by(owner)
+            handles = await self.directory.owned(owner)
         for handle in handles:
             if handle.process.running:
                 raise RequestError(f"process '{handle.id}' is running; reset it when the run has finished")

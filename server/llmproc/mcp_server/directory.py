@@ -111,6 +111,19 @@ class ProcessDirectory:
     async def remove(self, handle: Handle) -> None:
         await self.table.remove(handle)
 
+    async def owned(self, owner: Owner, program: str | None = None) -> list[Handle]:
+        """The caller's processes (of `program`), in memory or restored from the store: every
+        server's, not only the ones this server happens to hold."""
+        handles = [h for h in self.table.owned_by(owner) if program is None or h.program == program]
+        if self.store is not None and owner is not None:
+            with _storing("the state database can not list your processes"):
+                stored = await self.store.owned(owner)
+            for found in stored:
+                if found.process_id not in self.table and program in (None, found.program):
+                    with contextlib.suppress(LLMProcError):  # gone, or its program is unpublished
+                        handles.append(await self.get(found.process_id, owner))
+        return handles
+
     async def described(self, owner: Owner) -> list[dict[str, Any]]:
         """The caller's processes: those in memory, and (with --state) those only on disk."""
         if self.store is None or owner is None:
