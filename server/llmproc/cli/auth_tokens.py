@@ -146,8 +146,14 @@ class Principals:
 
 
 def print_hash() -> int:
-    """`llmproc-mcp --hash-token`: the file's line for the token on stdin."""
-    token = sys.stdin.readline().strip()
+    """`llmproc-mcp --hash-token`: the file's line for the token on stdin (asked for, unechoed,
+    at a terminal)."""
+    if sys.stdin.isatty():
+        import getpass
+
+        token = getpass.getpass("token: ").strip()
+    else:
+        token = sys.stdin.readline().strip()
     if not token:
         print("llmproc-mcp: error: --hash-token reads a token on stdin; got none", file=sys.stderr)
         return 2
