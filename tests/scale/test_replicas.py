@@ -78,6 +78,18 @@ async def stored_messages(url: str, process_id: str) -> list[tuple[str, str]]:
     return found
 
 
+async def hold_a_turn(tasks: Any, gate: Gate, url: str, pid: str, outcome: list[Any]) -> None:
+    """Start the turn "t2 hold" in `tasks`, and return once it is held at the provider (its
+    answer goes to `outcome` when the gate opens)."""
+    gate.close()
+
+    async def held_turn() -> None:
+        outcome.append(await turn(url, "t2 hold", pid))
+
+    tasks.start_soon(held_turn)
+    await wait_until(lambda: gate.held == 1, "the run to reach the provider")
+
+
 async def start_conversations(url: str) -> list[str]:
     ids: list[str] = [""] * CONVERSATIONS
 
@@ -181,15 +193,9 @@ async def test_a_replica_stopped_past_its_lease_can_not_commit_when_it_resumes(
     with deployment(programs, postgres_url, env, "--lease-seconds", "2", replicas=2) as deployed:
         stalled, other = deployed.replicas
         pid = (await turn(stalled.url, "t1")).structured_content["process_id"]
-        gate.close()
         outcome: list[Any] = []
         async with anyio.create_task_group() as tasks:
-
-            async def held_turn() -> None:
-                outcome.append(await turn(stalled.url, "t2 hold", pid))
-
-            tasks.start_soon(held_turn)
-            await wait_until(lambda: gate.held == 1, "the run to reach the provider")
+            await hold_a_turn(tasks, gate, stalled.url, pid, outcome)
             stalled.signal(signal.SIGSTOP)  # paused with the lease: it expires, and is taken over
             taken_over = await turn(other.url, "t3", pid)
             assert text(taken_over) == said("t1", "t3")
@@ -208,15 +214,9 @@ async def test_two_replicas_racing_for_one_process_take_turns_or_say_busy(progra
     with deployment(programs, postgres_url, env, "--lease-wait", "1", replicas=2) as deployed:
         first, second = deployed.replicas
         pid = (await turn(first.url, "t1")).structured_content["process_id"]
-        gate.close()
         outcome: list[Any] = []
         async with anyio.create_task_group() as tasks:
-
-            async def held_turn() -> None:
-                outcome.append(await turn(first.url, "t2 hold", pid))
-
-            tasks.start_soon(held_turn)
-            await wait_until(lambda: gate.held == 1, "the run to reach the provider")
+            await hold_a_turn(tasks, gate, first.url, pid, outcome)
             busy = await turn(second.url, "t3", pid)
             assert busy.is_error
             assert f"process '{pid}' is busy: another server (" in text(busy)
@@ -240,15 +240,9 @@ async def test_postgresql_restarted_mid_run_fails_calls_clearly_and_loses_nothin
     url = new_database(restartable.url)
     with deployment(programs, url, env, replicas=2) as deployed:
         pid = (await turn(deployed.url, "t1")).structured_content["process_id"]
-        gate.close()
         outcome: list[Any] = []
         async with anyio.create_task_group() as tasks:
-
-            async def held_turn() -> None:
-                outcome.append(await turn(deployed.url, "t2 hold", pid))
-
-            tasks.start_soon(held_turn)
-            await wait_until(lambda: gate.held == 1, "the run to reach the provider")
+            await hold_a_turn(tasks, gate, deployed.url, pid, outcome)
             await anyio.to_thread.run_sync(restartable.stop)
             gate.open()
         (lost,) = outcome
