@@ -30,13 +30,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import LeaseLost, StoreError
 from .snapshot import descriptors_to_json, header, message_to_json
+from .task_store import TASK_COLUMNS, TaskRecord, TaskStore, record_from_row
 
 if TYPE_CHECKING:
     from .process import LLMProcess
 
 SCHEMA_NAME = "llmproc-state"
-SCHEMA_VERSION = 2
-"""1: processes, messages, descriptors, defaults. 2: a version per process, and leases."""
+SCHEMA_VERSION = 3
+"""1: processes, messages, descriptors, defaults. 2: a version per process, and leases.
+3: tasks (task_store.py)."""
 
 
 @dataclass
@@ -118,7 +120,7 @@ def iso_utc(stamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
 
 
-class ProcessStore(Protocol):
+class ProcessStore(TaskStore, Protocol):
     async def commit(self, record: TurnRecord) -> int:
         """Write one turn atomically (all of it or none of it) and return the new version;
         `LeaseLost` when the record's token or base version is stale (nothing written)."""
@@ -192,6 +194,16 @@ ALTER TABLE processes ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
 CREATE TABLE leases (
     process_id TEXT PRIMARY KEY, holder TEXT NOT NULL, token INTEGER NOT NULL, expires REAL NOT NULL
 ) WITHOUT ROWID;
+""",
+    2: """
+CREATE TABLE tasks (
+    id TEXT PRIMARY KEY, owner TEXT, tool TEXT NOT NULL, era TEXT NOT NULL, status TEXT NOT NULL,
+    message TEXT, created REAL NOT NULL, updated REAL NOT NULL, ttl_ms INTEGER NOT NULL,
+    body TEXT NOT NULL, holder TEXT NOT NULL, cancel INTEGER NOT NULL DEFAULT 0,
+    alive_until REAL NOT NULL, expires REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX tasks_by_owner ON tasks (owner, created);
+CREATE INDEX tasks_by_expiry ON tasks (expires);
 """,
 }
 """From each format to the next. Lease rows are never deleted: a token must never repeat."""
@@ -467,6 +479,68 @@ class SqliteStore:
 
     async def owned(self, owner: str) -> list[StoredProcess]:
         return await self._call(self._owned, owner, write=False)
+
+    # -- tasks ---------------------------------------------------------------------------------
+
+    def _save_task(self, record: TaskRecord, alive_seconds: float) -> None:
+        now = time.time()
+        self._db.execute("DELETE FROM tasks WHERE expires <= ?", (now,))
+        self._db.execute(
+            "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.task_id, record.owner, record.tool, record.era, record.status, record.message,
+                record.created, record.updated, record.ttl_ms, _json(record.body()), record.holder,
+                int(record.cancel_requested), now + alive_seconds, record.expires,
+            ),
+        )  # fmt: skip
+
+    async def save_task(self, record: TaskRecord, alive_seconds: float) -> None:
+        await self._call(self._save_task, record, alive_seconds)
+
+    def _load_task(self, task_id: str) -> TaskRecord | None:
+        row = self._db.execute(
+            f"SELECT {TASK_COLUMNS}, alive_until, expires FROM tasks WHERE id = ?", (task_id,)
+        ).fetchone()
+        now = time.time()
+        if row is None or row[13] <= now:
+            return None
+        return record_from_row(row, json.loads(row[9]), row[12] > now)
+
+    async def load_task(self, task_id: str) -> TaskRecord | None:
+        record: TaskRecord | None = await self._call(self._load_task, task_id, write=False)
+        return record
+
+    def _touch_task(self, task_id: str, holder: str, alive_seconds: float) -> bool | None:
+        row = self._db.execute(
+            """UPDATE tasks SET alive_until = ? WHERE id = ? AND holder = ?
+               AND status IN ('working', 'input_required') RETURNING cancel""",
+            (time.time() + alive_seconds, task_id, holder),
+        ).fetchone()
+        return None if row is None else bool(row[0])
+
+    async def touch_task(self, task_id: str, holder: str, alive_seconds: float) -> bool | None:
+        touched: bool | None = await self._call(
+            self._touch_task, task_id, holder, alive_seconds, durable=False
+        )
+        return touched
+
+    async def request_task_cancel(self, task_id: str) -> None:
+        await self._call(self._db.execute, "UPDATE tasks SET cancel = 1 WHERE id = ?", (task_id,))
+
+    def _owner_tasks(self, owner: str, limit: int, before: tuple[float, str] | None) -> list[TaskRecord]:
+        created, last = before if before is not None else (float("inf"), "")
+        now = time.time()
+        rows = self._db.execute(
+            f"""SELECT {TASK_COLUMNS}, alive_until, expires FROM tasks
+                WHERE owner = ? AND expires > ? AND (created < ? OR (created = ? AND id < ?))
+                ORDER BY created DESC, id DESC LIMIT ?""",
+            (owner, now, created, created, last, limit),
+        ).fetchall()
+        return [record_from_row(row, json.loads(row[9]), row[12] > now) for row in rows]
+
+    async def owner_tasks(self, owner: str, limit: int, before: tuple[float, str] | None) -> list[TaskRecord]:
+        found: list[TaskRecord] = await self._call(self._owner_tasks, owner, limit, before, write=False)
+        return found
 
     async def close(self) -> None:
         with self._lock:

@@ -31,6 +31,7 @@ from .store import (
     stale_lease,
     stale_version,
 )
+from .task_store import TASK_COLUMNS, TaskRecord, record_from_row
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 
@@ -57,6 +58,16 @@ _MIGRATIONS = {
         """CREATE TABLE llmproc_leases (
             process_id TEXT PRIMARY KEY, holder TEXT NOT NULL, token BIGINT NOT NULL,
             expires DOUBLE PRECISION NOT NULL)""",
+    ],
+    2: [
+        """CREATE TABLE llmproc_tasks (
+            id TEXT PRIMARY KEY, owner TEXT, tool TEXT NOT NULL, era TEXT NOT NULL,
+            status TEXT NOT NULL, message TEXT, created DOUBLE PRECISION NOT NULL,
+            updated DOUBLE PRECISION NOT NULL, ttl_ms BIGINT NOT NULL, body TEXT NOT NULL,
+            holder TEXT NOT NULL, cancel BOOLEAN NOT NULL DEFAULT FALSE,
+            alive_until DOUBLE PRECISION NOT NULL, expires DOUBLE PRECISION NOT NULL)""",
+        "CREATE INDEX llmproc_tasks_by_owner ON llmproc_tasks (owner, created)",
+        "CREATE INDEX llmproc_tasks_by_expiry ON llmproc_tasks (expires)",
     ],
 }
 """From each format to the next. Lease rows are never deleted: a token must never repeat."""
@@ -314,6 +325,62 @@ class PostgresStore:
         async with self._guard():
             rows = await self._pool.fetch(f"SELECT {_COLUMNS} FROM llmproc_processes WHERE owner = $1", owner)
         return [_summary(row) for row in rows]
+
+    # -- tasks ---------------------------------------------------------------------------------
+
+    async def save_task(self, record: TaskRecord, alive_seconds: float) -> None:
+        async with self._guard():  # one statement: the expired go in the same round trip
+            await self._pool.execute(
+                f"""WITH gone AS (DELETE FROM llmproc_tasks WHERE expires <= {_NOW})
+                    INSERT INTO llmproc_tasks VALUES
+                        ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, {_NOW} + $13, $14)
+                    ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, tool = excluded.tool,
+                    era = excluded.era, status = excluded.status, message = excluded.message,
+                    updated = excluded.updated, ttl_ms = excluded.ttl_ms, body = excluded.body,
+                    holder = excluded.holder, cancel = excluded.cancel,
+                    alive_until = excluded.alive_until, expires = excluded.expires""",
+                record.task_id, record.owner, record.tool, record.era, record.status, record.message,
+                record.created, record.updated, record.ttl_ms, _json(record.body()), record.holder,
+                record.cancel_requested, alive_seconds, record.expires,
+            )  # fmt: skip
+
+    async def load_task(self, task_id: str) -> TaskRecord | None:
+        async with self._guard():
+            row = await self._pool.fetchrow(
+                f"""SELECT {TASK_COLUMNS}, alive_until > {_NOW} AS alive FROM llmproc_tasks
+                    WHERE id = $1 AND expires > {_NOW}""",
+                task_id,
+            )
+        return None if row is None else record_from_row(row, json.loads(row["body"]), row["alive"])
+
+    async def touch_task(self, task_id: str, holder: str, alive_seconds: float) -> bool | None:
+        async with self._guard():
+            row = await self._pool.fetchrow(
+                f"""UPDATE llmproc_tasks SET alive_until = {_NOW} + $3 WHERE id = $1 AND holder = $2
+                    AND status IN ('working', 'input_required') RETURNING cancel""",
+                task_id,
+                holder,
+                alive_seconds,
+            )
+        return None if row is None else bool(row["cancel"])
+
+    async def request_task_cancel(self, task_id: str) -> None:
+        async with self._guard():
+            await self._pool.execute("UPDATE llmproc_tasks SET cancel = TRUE WHERE id = $1", task_id)
+
+    async def owner_tasks(self, owner: str, limit: int, before: tuple[float, str] | None) -> list[TaskRecord]:
+        created, last = before if before is not None else (float("inf"), "")
+        async with self._guard():
+            rows = await self._pool.fetch(
+                f"""SELECT {TASK_COLUMNS}, alive_until > {_NOW} AS alive FROM llmproc_tasks
+                    WHERE owner = $1 AND expires > {_NOW} AND (created < $2 OR (created = $2 AND id < $3))
+                    ORDER BY created DESC, id DESC LIMIT $4""",
+                owner,
+                created,
+                last,
+                limit,
+            )
+        return [record_from_row(row, json.loads(row["body"]), row["alive"]) for row in rows]
 
     async def close(self) -> None:
         await self._pool.close()

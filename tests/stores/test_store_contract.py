@@ -11,7 +11,7 @@ from mcp import Client
 
 from helpers import COUNTER, llmproc_mcp, write_programs
 from llmproc.errors import LeaseLost, StoreError
-from llmproc.store import Held, Lease, TurnRecord
+from llmproc.store import SCHEMA_VERSION, Held, Lease, TurnRecord
 from mcp_results import text
 
 
@@ -310,5 +310,5 @@ async def test_an_sqlite_file_of_format_1_is_migrated(tmp_path):
     finally:
         await store.close()
     check = sqlite3.connect(path)
-    assert check.execute("SELECT value FROM llmproc_meta WHERE key = 'version'").fetchone() == ("2",)
+    assert check.execute("SELECT value FROM llmproc_meta WHERE key = 'version'").fetchone() == (str(SCHEMA_VERSION),)
     check.close()

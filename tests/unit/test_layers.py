@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     # 4: the process and its snapshots
     ("snapshot", "process"),
     # 5: the server's state database
-    ("store", "store_postgres"),
+    ("store", "store_postgres", "task_store"),
     # 6: the MCP server front end
     ("mcp_server", "mcp_server.*"),
     # 7: the command lines and the public package

@@ -59,6 +59,16 @@ def _positive(text: str) -> float:
     return value
 
 
+def _not_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds (0 or more)")
+    return value
+
+
 def _listen(host: str, port: int, *, share: bool = False, listen: bool = True) -> socket.socket:
     """Bind the HTTP port before saying where the server is, so a port in use or an unknown
     host is one clear start-up error rather than a uvicorn log line after "serving".
@@ -208,6 +218,23 @@ def _parser() -> argparse.ArgumentParser:
         "before it fails as busy",
     )
     parser.add_argument(
+        "--heartbeat",
+        type=_not_negative,
+        default=10.0,
+        metavar="SECONDS",
+        help="while a run is in flight, send the client progress at least this often (when it asked "
+        "for progress), saying what the run is waiting for, so hosts that reset their timeout on "
+        "progress keep waiting; 0: progress on model turns and tool calls only",
+    )
+    parser.add_argument(
+        "--max-task-ttl",
+        type=_positive,
+        default=7 * 24 * 3600.0,
+        metavar="SECONDS",
+        help="the longest a finished task's result is kept for its client (MCP Tasks); a client "
+        "asking for longer gets this; default a week",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -336,11 +363,15 @@ async def serve(
     )
     server = LLMProcServer(
         catalog, transport=args.transport, table=table, max_depth=args.max_depth, store=store,
-        lease_seconds=args.lease_seconds, lease_wait=args.lease_wait,
+        lease_seconds=args.lease_seconds, lease_wait=args.lease_wait, heartbeat=args.heartbeat,
+        max_task_ttl_ms=int(args.max_task_ttl * 1000),
     )  # fmt: skip
     if args.worker_index is not None:  # a worker: say who serves in the logs, and name its rounds
         server.directory.holder += f" worker {args.worker_index}"
         server.rounds.prefix = f"w{args.worker_index}."  # (session_router.py passes them on)
+        server.tasks.prefix = f"w{args.worker_index}."  # and its tasks' ids
+    elif getattr(args, "replica_name", None):  # a balancer routes tasks/* by Mcp-Name, the task id
+        server.tasks.prefix = f"{args.replica_name}."
     if own_process:  # what start-up built lives as long as the server: later collections skip it
         gc.freeze()  # (not when embedded: the host application's heap is not ours to freeze)
     if started is not None:

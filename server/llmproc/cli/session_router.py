@@ -6,7 +6,8 @@ GET stream beside its POSTs, or a new one after a keep-alive timeout). So each w
 the sessions it creates `w<index>.<id>`, and a request for another worker's session is passed
 on to that worker over its own Unix socket, streamed both ways. 2026-07-28 requests carry no
 session and are served where they land, except the retried call of a sampling round
-(`requestState` `w<index>.…`): the run waiting for its answer is in one worker's memory too.
+(`requestState` `w<index>.…`) and requests about a task (`taskId` `w<index>.…`): the run
+waiting for an answer, or the task, is in one worker's memory too.
 Without --workers nothing of this is in the way.
 
 Across replicas the load balancer does the routing: `--replica-name NAME` names the sessions a
@@ -196,11 +197,16 @@ async def _buffered(receive: Any) -> tuple[bytes, Any]:
 
 
 def _round_worker(body: bytes) -> int | None:
-    """The worker a tools/call answering a sampling round belongs to (its requestState)."""
-    if b'"requestState"' not in body:
+    """The worker a request belongs to by what it names: a tools/call answering a sampling round
+    (its requestState), or a tasks/* request (its taskId: the task runs in that worker)."""
+    if b'"requestState"' not in body and b'"taskId"' not in body:
         return None
     try:
-        state = json.loads(body).get("params", {}).get("requestState")
+        request = json.loads(body)
+        params = request.get("params", {})
+        state = params.get("requestState")
+        if state is None and str(request.get("method", "")).startswith("tasks/"):
+            state = params.get("taskId")
     except (ValueError, AttributeError):
         return None
     named = _ROUND.fullmatch(state) if isinstance(state, str) else None

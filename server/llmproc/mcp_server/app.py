@@ -7,6 +7,8 @@ work is done by `LLMProcess`. The parts, one job each:
     directory.py     which process a call reaches, who owns it, and storing it (--state)
     callers.py       who is calling, how deeply nested, how each hears that tools changed
     rounds.py        runs that ask the client between rounds (2026-07-28, no back channel)
+    tasks.py         runs the client collects later (MCP Tasks); task_wire.py both eras' wire
+    heartbeat.py     progress at least every --heartbeat seconds while a run is in flight
     catalog.py       the published programs; handles.py the live processes; client_log.py logs
 """
 
@@ -25,24 +27,25 @@ from mcp_types import CallToolResult
 from ..client_channel import ClientChannel, current_client
 from ..composition import request_depth
 from ..errors import CatalogError, RequestError
-from ..events import RunEvent, ToolCallStarted, TurnFinished, Watch
+from ..events import Watch
 from ..result import RunResult
 from ..store import ProcessStore
+from ..task_store import MemoryTaskStore
 from ..version import __version__
 from . import client_log, schemas
 from .callers import LegacySessions, Transport, caller_of, depth_of
 from .catalog import Catalog
 from .directory import ProcessDirectory
 from .handles import Handle, ProcessTable
+from .heartbeat import EVENTS, Heartbeat
 from .rounds import InputRounds
+from .task_wire import TaskSession, TaskWire
+from .tasks import MAX_TTL_MS, TaskRunner
 from .tool_server import ToolCall, ToolDef, ToolServer, model_result, text_result
 
 log = logging.getLogger("llmproc.mcp_server")
 
 __all__ = ["LLMProcServer", "Transport", "caller_of"]
-
-_PROGRESS_EVENTS = (ToolCallStarted, TurnFinished)
-"""What progress reports are made of: not text deltas, so runs make plain provider requests."""
 
 
 class LLMProcServer:
@@ -58,10 +61,13 @@ class LLMProcServer:
         store: ProcessStore | None = None,
         lease_seconds: float = 30.0,
         lease_wait: float = 30.0,
+        heartbeat: float = 10.0,
+        max_task_ttl_ms: int = MAX_TTL_MS,
     ) -> None:
         self.catalog = catalog
         self.transport = transport
         self.max_depth = max_depth
+        self.heartbeat = heartbeat
         table = table if table is not None else ProcessTable()  # an empty table is falsy
         self.directory = ProcessDirectory(
             table, store, lambda: self.catalog, lease_seconds=lease_seconds, lease_wait=lease_wait
@@ -74,6 +80,16 @@ class LLMProcServer:
             "llmproc", version=__version__, instructions=schemas.INSTRUCTIONS, bus=self._bus
         )
         self._run_defs: dict[tuple[str, str, str], ToolDef] = {}
+        self._task_tools: set[str] = {schemas.SPAWN.name}
+        self.tasks = TaskRunner(
+            store if store is not None else MemoryTaskStore(),
+            self.directory.holder,
+            alive_seconds=lease_seconds,
+            max_ttl_ms=max_task_ttl_ms,
+        )
+        TaskWire(
+            self.tasks, lambda ctx: self._caller(ToolCall(ctx, "")), self._task_tools.__contains__
+        ).install(self.mcp)
         self._system_tools = [
             ToolDef(schemas.SPAWN, schemas.SpawnArguments, self._spawn),
             ToolDef(schemas.RESET, schemas.ResetArguments, self._reset),
@@ -102,6 +118,8 @@ class LLMProcServer:
             self._run_defs[key] = known.get(key) or ToolDef(
                 schemas.run_tool(p.tool_name, p.description), schemas.RunArguments, self._run_tool(p.name)
             )
+        self._task_tools.clear()  # (the set the task wire reads: one object, kept)
+        self._task_tools.update([schemas.SPAWN.name, *(key[1] for key in self._run_defs)])
         return [*self._run_defs.values(), *self._system_tools]
 
     async def reload(self) -> bool:
@@ -223,15 +241,21 @@ class LLMProcServer:
                 f"this request is nested {depth} llmproc-mcp servers deep, more than --max-depth "
                 f"{self.max_depth}; does a program call the server that runs it?"
             )
-        if handle.process.program.asks_client and not call.session.can_send_request:
+        session = call.session
+        if handle.process.program.asks_client and not session.can_send_request:
             return await self.rounds.start(handle, message, call, depth, hold=self.directory.leased)
+        ask = session.ask if isinstance(session, TaskSession) else None  # a task asks through its own
+        interval = self.heartbeat if ask is not None or call.progress_token is not None else 0
         async with self.directory.leased(handle):  # with --state: this server's turn on it
             length_before = len(handle.process.history_view())
             nesting = request_depth.set(depth)  # MCP servers the run uses are told depth + 1
-            client = current_client.set(ClientChannel(call.session, call.request_id))
+            client = current_client.set(ClientChannel(session, call.request_id, ask))
             logs = client_log.current_call.set(call)  # the run's log records go to this client
             try:
-                result = await handle.process.run(message, on_event=Watch(_progress(call), _PROGRESS_EVENTS))
+                async with Heartbeat(
+                    lambda step, text: call.report_progress(step, None, text), interval
+                ) as beat:
+                    result = await handle.process.run(message, on_event=Watch(beat.on_event, EVENTS))
             finally:
                 client_log.current_call.reset(logs)
                 current_client.reset(client)
@@ -256,25 +280,8 @@ class LLMProcServer:
         self._sessions.forget(owner)  # and the session object kept for list_changed
 
     async def aclose(self) -> None:
+        await self.tasks.aclose()  # running tasks end failed, and say so, before the store closes
         await self.directory.aclose()
-
-
-def _progress(call: ToolCall) -> Any:
-    """Progress reports for the client: one per tool call started and per model turn done."""
-    step = 0
-
-    async def report(event: RunEvent) -> None:
-        nonlocal step
-        if isinstance(event, ToolCallStarted):
-            text = f"calling tool {event.call.name}"
-        elif isinstance(event, TurnFinished):
-            text = f"model turn {event.iteration} done ({event.usage.output_tokens} tokens out)"
-        else:
-            return
-        step += 1
-        await call.report_progress(step, None, text)
-
-    return report
 
 
 def _few(names: list[str], shown: int = 5) -> str:

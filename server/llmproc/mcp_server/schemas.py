@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from mcp_types import CallToolResult, Tool, ToolAnnotations
+from mcp_types import CallToolResult, Tool, ToolAnnotations, ToolExecution
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..result import RunResult
@@ -88,6 +88,9 @@ ListArguments = _arguments("list_processes")
 
 _TALKS = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
 
+TASKS_OPTIONAL = ToolExecution(task_support="optional")
+"""Runs may be called as tasks (MCP 2025-11-25): collected later, never timed out."""
+
 SPAWN = Tool(
     name="spawn",
     description=(
@@ -97,6 +100,7 @@ SPAWN = Tool(
     input_schema=SpawnArguments.model_json_schema(),
     output_schema=RunOutput.model_json_schema(),
     annotations=_TALKS,
+    execution=TASKS_OPTIONAL,
 )
 RESET = Tool(
     name="reset",
@@ -141,6 +145,7 @@ def _run_template() -> Tool:
         input_schema=_untitled(RunArguments.model_json_schema()),
         output_schema=_untitled(RunOutput.model_json_schema()),
         annotations=_TALKS,
+        execution=TASKS_OPTIONAL,
     )
 
 

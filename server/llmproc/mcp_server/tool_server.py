@@ -30,9 +30,12 @@ from mcp_types import (
     InputRequiredResult,
     ListToolsResult,
     PaginatedRequestParams,
+    ServerCapabilities,
+    ServerTasksCapability,
     TextContent,
     Tool,
 )
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
@@ -75,6 +78,12 @@ class ToolCall:
         """The Starlette request on HTTP transports, else None."""
         return self.ctx.request
 
+    @property
+    def progress_token(self) -> Any:
+        """The token the client asked progress for, or None (it asked none)."""
+        meta = self.ctx.meta
+        return meta.get("progress_token") if meta else None
+
     async def report_progress(self, progress: float, total: float | None, message: str) -> None:
         await self.ctx.session.report_progress(progress, total, message)
 
@@ -106,6 +115,8 @@ class ToolServer(Server[Any]):
             on_subscriptions_listen=ListenHandler(bus),
         )
         self._definitions: dict[str, ToolDef] = {}
+        self.tasks: tuple[ServerTasksCapability, str] | None = None
+        """Tasks served (task_wire.py): the 2025-11-25 capability, and the 2026-07-28 extension."""
 
     def publish(self, definitions: Iterable[ToolDef]) -> None:
         """Serve exactly these tools from now on, in this order."""
@@ -122,6 +133,20 @@ class ToolServer(Server[Any]):
         notification only from servers that declare it, and programs are reloaded."""
         options = notification_options or NotificationOptions(tools_changed=True)
         return super().create_initialization_options(options, *args, **kwargs)
+
+    def get_capabilities(
+        self, *args: Any, protocol_version: str | None = None, **kwargs: Any
+    ) -> ServerCapabilities:
+        """With tasks: the 2025-11-25 `tasks` capability in a handshake, the extension under
+        2026-07-28 (and never the legacy capability there)."""
+        capabilities = super().get_capabilities(*args, protocol_version=protocol_version, **kwargs)
+        if self.tasks is None:
+            return capabilities
+        legacy, extension = self.tasks
+        if protocol_version in MODERN_PROTOCOL_VERSIONS:
+            extensions = {**(capabilities.extensions or {}), extension: {}}
+            return capabilities.model_copy(update={"extensions": extensions})
+        return capabilities.model_copy(update={"tasks": legacy})
 
     async def _list_tools(
         self, ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams | None
