@@ -310,5 +310,7 @@ async def test_an_sqlite_file_of_format_1_is_migrated(tmp_path):
     finally:
         await store.close()
     check = sqlite3.connect(path)
-    assert check.execute("SELECT value FROM llmproc_meta WHERE key = 'version'").fetchone() == (str(SCHEMA_VERSION),)
+    assert check.execute("SELECT value FROM llmproc_meta WHERE key = 'version'").fetchone() == (
+        str(SCHEMA_VERSION),
+    )
     check.close()

@@ -83,8 +83,13 @@ class Heartbeat:
     async def _beat(self) -> None:
         while True:
             self._spoke.clear()
-            try:  # a timer by design: quiet for `interval`, speak up
-                await asyncio.wait_for(self._spoke.wait(), self._interval)
-            except TimeoutError:
+            spoken = asyncio.ensure_future(self._spoke.wait())
+            # A timer by design: quiet for `interval`, speak up. asyncio.wait, not wait_for: on
+            # Python 3.11 wait_for swallows the cancel that ends the run if an event lands then.
+            try:
+                done, _ = await asyncio.wait({spoken}, timeout=self._interval)
+            finally:
+                spoken.cancel()
+            if not done:
                 with contextlib.suppress(Exception):  # the client has gone: the run goes on
                     await self._say(self.waiting_on())
