@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import anyio
 from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 
@@ -178,12 +179,13 @@ class TaskRunner:
     async def _finish(self, running: RunningTask, keeper: asyncio.Task[None]) -> None:
         """Store the outcome (a stopping server still does), then tell the waiting."""
         keeper.cancel()
-        with anyio_shield():
+        with anyio.CancelScope(shield=True):
             try:
                 await self.store.save_task(running.record, 0)
-            except StoreError as err:  # the outcome stays answerable from memory while we run
+            except StoreError as err:  # kept in memory: this server still answers with the outcome
                 log.error("task %s: its outcome could not be stored: %s", running.record.task_id, err)
-            self._running.pop(running.record.task_id, None)
+            else:
+                self._running.pop(running.record.task_id, None)
             running.wake()
             await self._tell(running)
 
@@ -414,12 +416,3 @@ def _read_cursor(cursor: str) -> tuple[float, str]:
         return float(created), task_id
     except (ValueError, UnicodeDecodeError, binascii.Error):
         raise MCPError(INVALID_PARAMS, "invalid cursor; list the tasks again from the start") from None
-
-
-@contextlib.contextmanager
-def anyio_shield() -> Any:
-    """Finish storing an outcome even while the task that ends it is being cancelled."""
-    import anyio
-
-    with anyio.CancelScope(shield=True):
-        yield
