@@ -176,6 +176,33 @@ async def test_another_sessions_tasks_are_unknown_to_it(programs: Path, gate: Ga
             assert result["structuredContent"]["text"] == "hold"
 
 
+async def test_a_sessions_tasks_stop_when_it_ends(programs: Path, tmp_path: Path, gate: Gate):
+    """Without a token a 2025-era HTTP task belongs to its session: once the client ends the
+    session nobody can collect it, so it is cancelled rather than left to run on."""
+    from llmproc.store import SqliteStore
+
+    state = tmp_path / "state.db"
+    for url in serve_llmproc(programs, "streamable-http", "--state", str(state)):
+        async with RawHttp(url) as alice:
+            task_id = (await alice.request("tools/call", as_task("run_held", "hold")))["task"]["taskId"]
+            await wait_until(lambda: gate.held == 1, "the run to reach the provider")
+        store = SqliteStore(state)  # the session is gone (DELETE): read what the server stored
+        try:
+            for _ in range(6000):
+                record = await store.load_task(task_id)
+                if record is not None and record.terminal:
+                    break
+                await asyncio.sleep(0.05)
+            assert record is not None and record.status == "cancelled", record
+            assert "the session that started it ended" in record.message
+        finally:
+            await store.close()
+        gate.open()
+        async with RawHttp(url) as later:  # and the server still serves
+            plain = await later.request("tools/call", {"name": "run_counter", "arguments": {"message": "hi"}})
+            assert plain["structuredContent"]["text"] == "one"
+
+
 async def test_a_task_past_its_ttl_is_gone(programs: Path):
     async with stdio(programs, "--no-state") as client:
         task_id = (await client.request("tools/call", as_task("run_counter", "hi", ttl=1)))["task"]["taskId"]

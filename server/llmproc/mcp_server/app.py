@@ -275,7 +275,9 @@ class LLMProcServer:
 
     async def end_session(self, owner: str) -> None:
         """A session ended (the client closed it): its processes can no longer be reached, so
-        they leave memory now rather than at the idle timeout. With --state they stay on disk."""
+        they leave memory now rather than at the idle timeout. With --state they stay on disk.
+        Its tasks still running stop: nobody can collect them now."""
+        await self.tasks.abandon(owner)
         await self.directory.release(owner)
         self._sessions.forget(owner)  # and the session object kept for list_changed
 

@@ -69,6 +69,9 @@ class Question:
     sent: bool = False
 
 
+CANCELLED_BY_CLIENT = "cancelled by the client; the process is as it was before the run"
+
+
 @dataclass(eq=False)
 class RunningTask:
     """A task this server runs: its record as it stands, and the live parts of it."""
@@ -77,7 +80,8 @@ class RunningTask:
     job: asyncio.Task[None] | None = None
     questions: dict[str, Question] = field(default_factory=dict)
     asked: int = 0
-    cancelling: bool = False
+    cancelling: str | None = None
+    """Why the task is being cancelled, once it is (the status message it ends with)."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     listener: Listener | None = None
     on_question: asyncio.Event = field(default_factory=asyncio.Event)
@@ -141,9 +145,7 @@ class TaskRunner:
             result = await work(running)
         except asyncio.CancelledError:
             if running.cancelling:
-                self._end(
-                    running, "cancelled", "cancelled by the client; the process is as it was before the run"
-                )
+                self._end(running, "cancelled", running.cancelling)
             else:  # the server is stopping
                 text = "the server stopped before the task finished; the process is as it was before the run"
                 self._end(running, "failed", text, error={"code": INTERNAL_ERROR, "message": text})
@@ -199,7 +201,7 @@ class TaskRunner:
                 log.warning("task %s could not be marked alive: %s", running.record.task_id, err)
                 continue
             if cancel and running.job is not None and not running.cancelling:
-                running.cancelling = True
+                running.cancelling = CANCELLED_BY_CLIENT
                 running.job.cancel()
 
     async def _tell(self, running: RunningTask) -> None:
@@ -330,10 +332,7 @@ class TaskRunner:
             )
         running = self._running.get(task_id)
         if running is not None and running.job is not None:
-            running.cancelling = True
-            running.job.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(running.job)
+            await self._stop(running, CANCELLED_BY_CLIENT)
             return await self.get(task_id, owner)
         try:  # another server runs it: it sees the request the next time it marks the task alive
             await self.store.request_task_cancel(task_id)
@@ -343,6 +342,21 @@ class TaskRunner:
             await asyncio.sleep(POLL_INTERVAL_MS / 1000)
             record = await self.get(task_id, owner)
         return record
+
+    async def abandon(self, owner: str) -> None:
+        """`owner` (a session) has ended: nobody can ever collect its tasks, so stop them."""
+        reason = "the session that started it ended; the process is as it was before the run"
+        mine = [r for r in self._running.values() if r.record.owner == owner and r.job is not None]
+        for running in mine:
+            await self._stop(running, reason)
+
+    async def _stop(self, running: RunningTask, reason: str) -> None:
+        """Cancel a task this server runs and wait for its end (history rolled back, saved)."""
+        assert running.job is not None
+        running.cancelling = running.cancelling or reason
+        running.job.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(running.job)
 
     async def answer(self, task_id: str, owner: str | None, responses: dict[str, Any]) -> None:
         """Answers to questions a task asked (tasks/update); unknown or answered keys are ignored."""
