@@ -100,7 +100,12 @@ def stdio_server(programs: Path) -> dict[str, Any]:
 
 
 def run_claude(
-    claude: str, home: Path, fake: FakeProviderServer, server: dict[str, Any], tool: str
+    claude: str,
+    home: Path,
+    fake: FakeProviderServer,
+    server: dict[str, Any],
+    tool: str,
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """`claude -p` with llmproc-mcp as its only MCP server; returns its JSON result."""
     config = home / "mcp.json"
@@ -115,6 +120,7 @@ def run_claude(
         "DISABLE_AUTOUPDATER": "1",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "MCP_CONNECTION_NONBLOCKING": "false",  # else -p may start before the server is ready
+        **(extra_env or {}),
     }
     command = [
         claude, "-p", f"Use {tool} twice.", "--mcp-config", str(config), "--strict-mcp-config",

@@ -4,8 +4,11 @@ run_<name>, reads the process_id from the result's text and continues that proce
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,9 +16,9 @@ from typing import Any
 import pytest
 
 from fake_provider import FakeProviderServer
-from helpers import COUNTER, write_programs
+from helpers import COUNTER, SCRIPTED, write_programs
 from hosts import HostModel, run_claude, run_gemini, stdio_server
-from http_servers import serve_llmproc
+from http_servers import TOOLBOX, serve_llmproc
 
 TOKEN = "host-test-token-5b1e"
 HOSTS: dict[str, Callable[..., dict[str, Any]]] = {"claude": run_claude, "gemini": run_gemini}
@@ -57,6 +60,39 @@ def test_a_real_host_runs_a_program_and_continues_it_by_process_id(
     assert first_id, f"the model could not read a process_id from the first result: {first!r}"
     assert "one" in first and first_id in first  # the reply and its process, as the model saw them
     assert "two" in second and first_id in second  # the same process, continued by its id
+
+
+def test_claude_code_keeps_waiting_on_a_long_silent_run_because_of_the_heartbeats(
+    tmp_path: Path, claude_code: str
+):
+    """Claude Code aborts a tool call that sends "no response or progress" for longer than its
+    idle timeout (CLAUDE_CODE_MCP_TOOL_IDLE_TIMEOUT, checked every 30 s). A run that waits 40 s
+    on a silent tool outlives a 5 s idle timeout with heartbeats, and is aborted without them."""
+    slow = SCRIPTED + textwrap.dedent(
+        f"""
+        [scripted]
+        replies = [{{tool_calls = [{{name = "toolbox__sleep", arguments = {{seconds = 40}}}}]}}, "woke up"]
+        [mcp.servers.toolbox]
+        command = {json.dumps(sys.executable)}
+        args = [{json.dumps(str(TOOLBOX))}]
+        """
+    )
+    programs = write_programs(tmp_path / "programs", {"slow.toml": slow})
+    idle = {"CLAUDE_CODE_MCP_TOOL_IDLE_TIMEOUT": "5000"}
+    seen = {}
+    for heartbeat in ("2", "0"):
+        model = HostModel("run_slow", messages=("go",))
+        home = tmp_path / f"home-{heartbeat}"
+        home.mkdir()
+        server = stdio_server(programs)
+        server["args"] += ["--heartbeat", heartbeat]
+        with FakeProviderServer() as fake:
+            fake.responder = model
+            outcome = run_claude(claude_code, home, fake, server, "run_slow", idle)
+        assert outcome.get("result") == "All done.", outcome
+        (seen[heartbeat],) = model.results
+    assert "woke up" in seen["2"] and "sent no response or progress" not in seen["2"], seen["2"]
+    assert "sent no response or progress" in seen["0"], seen["0"]  # the idle timeout did fire
 
 
 def readme_host_commands() -> list[str]:
