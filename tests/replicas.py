@@ -117,7 +117,8 @@ class Nginx:
     def __init__(self, ports: list[int], root: Path, *, affinity: bool = False) -> None:
         """`affinity`: as the README's deployment section configures it, each 2025-era session's
         requests go to the replica named in its Mcp-Session-Id (replica n runs with
-        --replica-name rn); requests without one, every 2026-07-28 request, round robin."""
+        --replica-name rn), and a 2026-07-28 task's tasks/* to the one named in its Mcp-Name
+        (the task id); other requests round robin."""
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         if not os.path.exists(binary):
             raise RuntimeError("nginx is not installed (Debian: apt-get install nginx; .ci/run does)")
@@ -130,9 +131,9 @@ class Nginx:
             groups = "".join(
                 f"    upstream r{n} {{ server 127.0.0.1:{p}; keepalive 8; }}\n" for n, p in enumerate(ports)
             )
-            routes = "".join(f"        ~^r{n}\\. r{n};\n" for n in range(len(ports)))
+            routes = "".join(f"        ~(^|\\|)r{n}\\. r{n};\n" for n in range(len(ports)))
             pinned = (
-                f"{groups}    map $http_mcp_session_id $llmproc_upstream {{\n{routes}"
+                f'{groups}    map "$http_mcp_session_id|$http_mcp_name" $llmproc_upstream {{\n{routes}'
                 "        default llmproc;\n    }"
             )
         else:

@@ -40,6 +40,7 @@ class _TaskParams(RequestParams):
 class _TaskRequest(Request[_TaskParams, str]):
     method: str
     params: _TaskParams
+    name_param = "taskId"  # SEP-2663: tasks/* carry the task id as Mcp-Name, for load balancers
 
 
 class Tasks(ClientExtension):

@@ -20,7 +20,8 @@ import pytest
 from mcp import Client
 
 from fake_provider import FakeProviderServer
-from helpers import CLAUDE, wait_until, write_programs
+import sdk_tasks
+from helpers import CLAUDE, HOST_MODEL, wait_until, write_programs
 from mcp_results import text
 from postgres import Cluster, cluster, new_database
 from replicas import Gate, deployment
@@ -30,7 +31,7 @@ CONVERSATIONS = 30
 
 @pytest.fixture
 def programs(tmp_path: Path) -> Path:
-    return write_programs(tmp_path / "programs", {"claude.toml": CLAUDE})
+    return write_programs(tmp_path / "programs", {"claude.toml": CLAUDE, "host.toml": HOST_MODEL})
 
 
 @pytest.fixture
@@ -147,6 +148,30 @@ async def test_with_session_affinity_2025_sessions_stay_put_and_2026_calls_still
             assert text(await turn(deployed.url, f"c{c} t2", pid)) == said(f"c{c} t1", f"c{c} t2")
         served = [r for r in deployed.replicas if "restored from the state database" in r.said()]
         assert len(served) >= 2, "2026-07-28 calls all went to one replica"
+
+
+async def test_2026_tasks_are_answered_on_the_replica_that_runs_them(programs, env, gate, postgres_url):
+    """A task waiting for input (an mcp_sampling turn) lives in one replica's memory: its
+    tasks/update must reach that replica. The README's nginx map routes tasks/* by Mcp-Name,
+    the task id, which starts with the replica's name; tasks/get may land anywhere."""
+    import mcp_types as types
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def answer(method: str, params: dict[str, Any]) -> dict[str, Any]:
+        asked = params["messages"][-1]["content"]["text"]
+        return {"role": "assistant", "content": {"type": "text", "text": f"host: {asked}"}, "model": "host"}
+
+    with deployment(programs, postgres_url, env, affinity=True) as deployed:
+        client = Client(
+            streamable_http_client(deployed.url), extensions=[sdk_tasks.Tasks()],
+            sampling_callback=lambda *_: None, sampling_capabilities=types.SamplingCapability(),
+        )  # fmt: skip
+        async with client:
+            created = [await sdk_tasks.start(client, "run_host", {"message": f"q{n}"}) for n in range(6)]
+            assert len({c.task_id.split(".")[0] for c in created}) >= 2  # spread over replicas
+            done = [await sdk_tasks.settle(client.session, c.task_id, answer) for c in created]
+    assert [d["status"] for d in done] == ["completed"] * 6, done
+    assert [d["result"]["structuredContent"]["text"] for d in done] == [f"host: q{n}" for n in range(6)]
 
 
 async def test_kill_9_of_a_replica_with_runs_in_flight_loses_no_acknowledged_turn(
