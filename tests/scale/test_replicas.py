@@ -19,8 +19,8 @@ import anyio
 import pytest
 from mcp import Client
 
-from fake_provider import FakeProviderServer
 import sdk_tasks
+from fake_provider import FakeProviderServer
 from helpers import CLAUDE, HOST_MODEL, wait_until, write_programs
 from mcp_results import text
 from postgres import Cluster, cluster, new_database
