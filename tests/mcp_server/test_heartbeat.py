@@ -125,13 +125,15 @@ def http_server(programs: Path, gate: Gate) -> Iterator[str]:
     yield from serve_llmproc(programs, "streamable-http", "--no-state", "--heartbeat", "0.3")
 
 
-async def test_heartbeats_reach_a_client_over_streamable_http(http_server: str, gate: Gate):
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_heartbeats_reach_a_client_over_streamable_http(http_server: str, gate: Gate, mode: str):
     beats: list[str] = []
 
     async def progress(step: float, total: float | None, message: str | None) -> None:
         beats.append(message or "")
 
-    async with Client(streamable_http_client(http_server)) as client, anyio.create_task_group() as group:
+    client = Client(streamable_http_client(http_server), mode=mode)
+    async with client, anyio.create_task_group() as group:
         group.start_soon(
             lambda: client.call_tool("run_held", {"message": "hold there"}, progress_callback=progress)
         )
