@@ -203,6 +203,37 @@ async def test_a_sessions_tasks_stop_when_it_ends(programs: Path, tmp_path: Path
             assert plain["structuredContent"]["text"] == "one"
 
 
+async def test_a_call_whose_client_went_away_still_finishes_and_is_kept(programs: Path, gate: Gate):
+    """A dropped connection is not a cancel (the spec says so): the run ends, its turn is stored,
+    and the client that comes back in the same session continues from it."""
+    import httpx2
+
+    def run(message: str) -> dict[str, Any]:
+        return {"name": "run_held", "arguments": {"message": message}}
+
+    for url in serve_llmproc(programs, "streamable-http", "--no-state"):
+        async with RawHttp(url) as client:
+            call = json.dumps({"jsonrpc": "2.0", "id": 99, "method": "tools/call", "params": run("hold on")})
+            async with (
+                httpx2.AsyncClient(timeout=60) as http,
+                http.stream("POST", url, headers=client.headers, content=call) as answer,
+            ):
+                assert answer.status_code == 200
+                await wait_until(lambda: gate.held == 1, "the run to reach the provider")
+            # the connection is gone, with the run held at the provider
+            gate.open()
+            listing = {}
+            for _ in range(6000):
+                listing = await client.request("tools/call", {"name": "list_processes", "arguments": {}})
+                (process,) = listing["structuredContent"]["processes"]
+                if process["turns"] == 1:
+                    break
+                await asyncio.sleep(0.05)
+            assert process["turns"] == 1 and process["messages"] == 2, listing
+            again = await client.request("tools/call", run("and now"))
+            assert again["structuredContent"]["text"] == "hold on | and now"  # continued from the kept turn
+
+
 async def test_a_task_past_its_ttl_is_gone(programs: Path):
     async with stdio(programs, "--no-state") as client:
         task_id = (await client.request("tools/call", as_task("run_counter", "hi", ttl=1)))["task"]["taskId"]
