@@ -9,6 +9,7 @@ work is done by `LLMProcess`. The parts, one job each:
     rounds.py        runs that ask the client between rounds (2026-07-28, no back channel)
     tasks.py         runs the client collects later (MCP Tasks); task_wire.py both eras' wire
     heartbeat.py     progress at least every --heartbeat seconds while a run is in flight
+    resources.py     what a host reads: processes, transcripts, programs; transcript.py renders
     catalog.py       the published programs; handles.py the live processes; client_log.py logs
 """
 
@@ -38,6 +39,7 @@ from .catalog import Catalog
 from .directory import ProcessDirectory
 from .handles import Handle, ProcessTable
 from .heartbeat import EVENTS, Heartbeat
+from .resources import Resources
 from .rounds import InputRounds
 from .task_wire import TaskSession, TaskWire
 from .tasks import MAX_TTL_MS, TaskRunner
@@ -76,8 +78,19 @@ class LLMProcServer:
         self._sessions = LegacySessions()
         self._bus = InMemorySubscriptionBus()
         client_log.install()
+        self.resources = Resources(
+            self.directory,
+            lambda: self.catalog,
+            lambda ctx: self._caller(ToolCall(ctx, "")),
+            lambda ctx: caller_of(ToolCall(ctx, ""), self.transport, principal=False),
+            self._bus,
+        )
         self.mcp = ToolServer(
-            "llmproc", version=__version__, instructions=schemas.INSTRUCTIONS, bus=self._bus
+            "llmproc",
+            version=__version__,
+            instructions=schemas.INSTRUCTIONS,
+            bus=self._bus,
+            resources=self.resources,
         )
         self._run_defs: dict[tuple[str, str, str], ToolDef] = {}
         self._task_tools: set[str] = {schemas.SPAWN.name}
@@ -177,6 +190,7 @@ class LLMProcServer:
         handle = self.directory.create(published.name, published.program, caller_of(call, self.transport))
         if arguments.message is None:
             await self.directory.persist(handle)
+            await self._processes_changed()
             return schemas.run_result(handle.id, handle.program, None)
         try:
             return await self._run(handle, arguments.message, call)
@@ -211,6 +225,7 @@ class LLMProcServer:
         child = self.directory.create(parent.program, published.program, owner, process=parent.process.fork())
         child.turns = parent.turns
         await self.directory.persist(child)
+        await self._processes_changed()
         return model_result(
             schemas.ForkOutput(process_id=child.id, program=child.program, parent_id=parent.id)
         )
@@ -266,7 +281,14 @@ class LLMProcServer:
     async def _finish(self, handle: Handle, result: RunResult, length_before: int) -> CallToolResult:
         """Store the finished run (undone if it can not be), then answer with it."""
         await self.directory.commit_turn(handle, length_before)
+        await self.resources.turn_completed(handle)
+        if handle.turns == 1:  # a new conversation: resource lists changed
+            await self._processes_changed()
         return schemas.run_result(handle.id, handle.program, result)
+
+    async def _processes_changed(self) -> None:
+        await self.resources.processes_changed()
+        await self._sessions.tell_resources_changed()
 
     # -- lifetime ------------------------------------------------------------------------------
 
@@ -280,6 +302,7 @@ class LLMProcServer:
         await self.tasks.abandon(owner)
         await self.directory.release(owner)
         self._sessions.forget(owner)  # and the session object kept for list_changed
+        self.resources.forget(owner)
 
     async def aclose(self) -> None:
         await self.tasks.aclose()  # running tasks end failed, and say so, before the store closes

@@ -84,7 +84,7 @@ def depth_of(call: ToolCall) -> int:
 
 
 class LegacySessions:
-    """The handshake-era sessions that called: how each hears tools/list_changed (the
+    """The handshake-era sessions that called: how each hears that tools or resources changed (the
     2026-07-28 era listens on subscriptions/listen instead). Keyed by connection or session,
     not by principal: one principal may have many sessions open."""
 
@@ -100,8 +100,14 @@ class LegacySessions:
         self._sessions.pop(owner, None)
 
     async def tell_tools_changed(self) -> None:
+        await self._tell("send_tool_list_changed")
+
+    async def tell_resources_changed(self) -> None:
+        await self._tell("send_resource_list_changed")
+
+    async def _tell(self, send: str) -> None:
         for owner, session in list(self._sessions.items()):
             try:
-                await session.send_tool_list_changed()
+                await getattr(session, send)()
             except Exception:  # the client has gone
                 self._sessions.pop(owner, None)

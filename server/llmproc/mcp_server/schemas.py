@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from mcp_types import CallToolResult, Tool, ToolAnnotations, ToolExecution
+from mcp_types import CallToolResult, ResourceLink, Tool, ToolAnnotations, ToolExecution
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..result import RunResult
@@ -157,6 +157,24 @@ def _untitled(schema: Any) -> Any:
     return schema
 
 
+PROCESSES_URI = "llmproc://processes"
+"""The caller's processes as a resource; each one's transcript is under it (resources.py)."""
+
+
+def transcript_uri(process_id: str) -> str:
+    return f"{PROCESSES_URI}/{process_id}"
+
+
+def transcript_link(process_id: str, program: str) -> ResourceLink:
+    """What a run result points to: the conversation it continued, to read whole."""
+    return ResourceLink(
+        type="resource_link",
+        uri=transcript_uri(process_id),
+        name=f"{program} conversation {process_id}",
+        mime_type="text/markdown",
+    )
+
+
 def run_result(process_id: str, program: str, result: RunResult | None) -> CallToolResult:
     """A run's answer (or, without a result, a started process's), structured and as text."""
     text = result.text if result else ""
@@ -175,4 +193,6 @@ def run_result(process_id: str, program: str, result: RunResult | None) -> CallT
         if result
         else f"started process {process_id} of program '{program}'"
     )
-    return text_result(shown, output.model_dump(mode="json"))
+    answer = text_result(shown, output.model_dump(mode="json"))
+    answer.content.append(transcript_link(process_id, program))  # the whole conversation, to read
+    return answer

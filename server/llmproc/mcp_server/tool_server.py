@@ -101,11 +101,23 @@ class ToolDef:
 class ToolServer(Server[Any]):
     """A low-level MCP server over a mutable set of `ToolDef`s, listed a page at a time.
 
-    Only tools (and subscriptions/listen, how 2026-07-28 clients hear that tools changed)
-    are served: no empty prompt or resource lists that hosts would warn about.
+    Tools, the resources given (and subscriptions/listen, how 2026-07-28 clients hear what
+    changed) are served: no empty prompt list that hosts would warn about.
     """
 
-    def __init__(self, name: str, *, version: str, instructions: str, bus: SubscriptionBus) -> None:
+    def __init__(
+        self, name: str, *, version: str, instructions: str, bus: SubscriptionBus, resources: Any = None
+    ) -> None:
+        """`resources`: the resource handlers (resources.py), or None to serve tools only."""
+        served = {}
+        if resources is not None:
+            served = {
+                "on_list_resources": resources.list_resources,
+                "on_list_resource_templates": resources.list_templates,
+                "on_read_resource": resources.read_resource,
+                "on_subscribe_resource": resources.subscribe,
+                "on_unsubscribe_resource": resources.unsubscribe,
+            }
         super().__init__(
             name,
             version=version,
@@ -113,6 +125,7 @@ class ToolServer(Server[Any]):
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
             on_subscriptions_listen=ListenHandler(bus),
+            **served,
         )
         self._definitions: dict[str, ToolDef] = {}
         self.tasks: tuple[ServerTasksCapability, str] | None = None
@@ -129,9 +142,10 @@ class ToolServer(Server[Any]):
     def create_initialization_options(
         self, notification_options: NotificationOptions | None = None, *args: Any, **kwargs: Any
     ) -> Any:
-        """The handshake says this server sends tools/list_changed: hosts listen for the
-        notification only from servers that declare it, and programs are reloaded."""
-        options = notification_options or NotificationOptions(tools_changed=True)
+        """The handshake says this server sends tools/list_changed and resources/list_changed:
+        hosts listen for the notifications only from servers that declare them, and programs
+        are reloaded and processes come and go."""
+        options = notification_options or NotificationOptions(tools_changed=True, resources_changed=True)
         return super().create_initialization_options(options, *args, **kwargs)
 
     def get_capabilities(
