@@ -30,8 +30,8 @@ async def main() -> None:
         result = await client.call_tool("run_front", {"message": "Ask the expert."})
         (call,) = result.structured_content["tool_calls"]
         print("the front program called:", call["name"])
-        answer, _, inner_id = call["result"].partition("\n\n")  # the reply, then its process_id
-        print("the inner server answered:", answer, inner_id)
+        answer, _, rest = call["result"].partition("\n\n")  # the reply, its process_id, a link
+        print("the inner server answered:", answer, rest.splitlines()[0])
         print("reply:", result.structured_content["text"])
 
 

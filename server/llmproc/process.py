@@ -26,7 +26,7 @@ from .process_tools import ProcessTools
 from .program import LLMProgram
 from .providers import create_provider
 from .providers.base import Provider
-from .result import RunResult, Usage, add_cost
+from .result import ChildRecord, RunResult, Usage, add_cost
 from .run_state import RunState
 from .spending import Spending
 from .tools.base import ToolSpec
@@ -63,6 +63,9 @@ class LLMProcess:
         self.program_changed = False
         """Restored from a snapshot taken with another version of the program file."""
         self._history: list[Message] = list(history)
+        self._children: list[ChildRecord] = list(parent._children) if parent and not nested else []
+        """Records of the children runs started (a copy made by fork() shares the history, so
+        them too)."""
         self._callbacks: list[EventCallback] = []
         self._locks = _sync.LoopLocks()
         self._closed = False
@@ -102,6 +105,15 @@ class LLMProcess:
     def messages(self) -> tuple[Message, ...]:
         """The conversation so far (immutable messages)."""
         return tuple(self._history)
+
+    @property
+    def child_records(self) -> tuple[ChildRecord, ...]:
+        """The children runs started whose starting tool call is still in the history (a goto
+        or a reset forgets the ones it took back), each with its cost and its own children."""
+        if not self._children:
+            return ()
+        calls = {b.id for m in self._history if m.role == "assistant" for b in m.tool_calls}
+        return tuple(c for c in self._children if c.tool_call_id in calls)
 
     def history_view(self) -> Sequence[Message]:
         """The history without copying it (read-only; it is replaced, never changed in place,
@@ -197,6 +209,7 @@ class LLMProcess:
         process.parent_id = state.parent_id
         process.program_changed = state.program_changed
         process._spending.usage, process._spending.cost_usd = state.usage, state.cost_usd
+        process._children = list(state.children)
         if state.descriptors and process.fds is None:
             log.warning(
                 "program %s no longer uses file descriptors; the snapshot's are dropped", state.program.path
@@ -302,6 +315,7 @@ class LLMProcess:
             self._history.extend(run.pending)
         else:
             self._history = [*run.base, *run.pending]
+        self._children.extend(run.children)
         final = next((m for m in reversed(run.pending) if m.role == "assistant"), None)
         return RunResult(
             text=final.text if final else "",
@@ -311,6 +325,7 @@ class LLMProcess:
             cost_usd=add_cost(self._spending.cost_of(outcome.usage), run.child_cost),
             tool_calls=outcome.tool_calls,
             iterations=outcome.iterations,
+            children=list(run.children),
         )
 
     # -- lifetime ------------------------------------------------------------------------------
@@ -355,6 +370,10 @@ class _Kin:
     @property
     def uses_descriptors(self) -> bool:
         return self.fds is not None
+
+    @property
+    def program_name(self) -> str:
+        return self._process.program.display_name
 
     @property
     def linked_programs(self) -> Mapping[str, str | None]:

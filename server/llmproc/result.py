@@ -48,6 +48,47 @@ class ToolCallRecord:
         return asdict(self)
 
 
+@dataclass(frozen=True, slots=True)
+class ChildRecord:
+    """A child process a run started (spawn or the fork tool), kept after the child is closed so
+    what each expert cost stays visible: its program, totals and its own children."""
+
+    kind: str
+    """"spawn" or "fork"."""
+    process_id: str
+    program: str
+    tool_call_id: str
+    """The tool call that started it: the record lives as long as that call is in the history."""
+    usage: Usage
+    cost_usd: float | None
+    children: tuple[ChildRecord, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "process_id": self.process_id,
+            "program": self.program,
+            "tool_call_id": self.tool_call_id,
+            "usage": self.usage.to_dict(),
+            "cost_usd": self.cost_usd,
+            "children": [c.to_dict() for c in self.children],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChildRecord:
+        usage = data.get("usage") or {}
+        cost = data.get("cost_usd")
+        return cls(
+            kind=str(data.get("kind", "spawn")),
+            process_id=str(data.get("process_id", "")),
+            program=str(data.get("program", "")),
+            tool_call_id=str(data.get("tool_call_id", "")),
+            usage=Usage(**{k: int(v) for k, v in usage.items() if k in Usage.__slots__}),
+            cost_usd=float(cost) if cost is not None else None,
+            children=tuple(cls.from_dict(c) for c in data.get("children") or ()),
+        )
+
+
 @dataclass(slots=True)
 class RunResult:
     """What one `run()` produced. `str(result)` is the final assistant text."""
@@ -59,6 +100,8 @@ class RunResult:
     cost_usd: float | None = None
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     iterations: int = 0
+    children: list[ChildRecord] = field(default_factory=list)
+    """The child processes this run started, each with its cost."""
 
     def __str__(self) -> str:
         return self.text
@@ -72,6 +115,7 @@ class RunResult:
             "cost_usd": self.cost_usd,
             "tool_calls": [c.to_dict() for c in self.tool_calls],
             "iterations": self.iterations,
+            "children": [c.to_dict() for c in self.children],
         }
 
 

@@ -14,7 +14,7 @@ from typing import Protocol
 from .budget import CostBudget
 from .config import LimitsConfig
 from .messages import Message
-from .result import RunResult, Usage, add_cost
+from .result import ChildRecord, RunResult, Usage, add_cost
 
 
 class ChildProcess(Protocol):
@@ -37,6 +37,11 @@ class RunningProcess(Protocol):
     @property
     def uses_descriptors(self) -> bool:
         """Whether the process has file descriptors to hand on to a child."""
+        ...
+
+    @property
+    def program_name(self) -> str:
+        """The name of the program it runs (which a fork child runs too)."""
         ...
 
     @property
@@ -71,12 +76,18 @@ class RunState:
     goto: tuple[int, str] | None = None
     child_usage: Usage = field(default_factory=Usage)
     child_cost: float | None = 0.0
+    children: list[ChildRecord] = field(default_factory=list)
 
-    def add_child(self, result: RunResult) -> None:
-        """Count a finished child's usage and cost as part of this run."""
+    def add_child(self, result: RunResult, *, kind: str, program: str, tool_call_id: str) -> None:
+        """Count a finished child's usage and cost as part of this run, and keep its record."""
         self.child_usage += result.usage
         self.child_cost = add_cost(self.child_cost, result.cost_usd)
         self.process.account_child(result)
+        children = tuple(result.children)
+        record = ChildRecord(
+            kind, result.process_id, program, tool_call_id, result.usage, result.cost_usd, children
+        )
+        self.children.append(record)
 
     @property
     def messages(self) -> list[Message]:

@@ -35,7 +35,7 @@ from .messages import (
 )
 from .program import LLMProgram
 from .providers import family
-from .result import Usage
+from .result import ChildRecord, Usage
 from .tools.fd import FileDescriptors
 
 log = logging.getLogger("llmproc")
@@ -68,6 +68,9 @@ class Snapshottable(Protocol):
     @property
     def messages(self) -> Sequence[Message]: ...
 
+    @property
+    def child_records(self) -> Sequence[ChildRecord]: ...
+
     def children(self) -> list[str]:
         """The ids of its live child processes."""
         ...
@@ -87,6 +90,8 @@ class SavedState:
     fd_next: int | None
     program_changed: bool
     """The program file changed since the snapshot was taken."""
+    children: tuple[ChildRecord, ...] = ()
+    """Records of the child processes its runs started."""
 
 
 # -- messages ----------------------------------------------------------------------------------
@@ -192,6 +197,7 @@ def header(process: Snapshottable) -> dict[str, Any]:
         "usage": process.usage.to_dict(),
         "cost_usd": process.cost_usd,
         "fd_next": fds.next_number if fds is not None else None,
+        "child_runs": [c.to_dict() for c in process.child_records],
         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
@@ -282,7 +288,13 @@ def read(
         descriptors=document.get("file_descriptors") or {},
         fd_next=int(document["fd_next"]) if document.get("fd_next") else None,
         program_changed=changed,
+        children=_child_records(document.get("child_runs")),
     )
+
+
+def _child_records(data: Any) -> tuple[ChildRecord, ...]:
+    """The children recorded in a document; an older document has none."""
+    return tuple(ChildRecord.from_dict(c) for c in data or () if isinstance(c, dict))
 
 
 def save(process: Snapshottable, path: str | Path) -> Path:

@@ -354,6 +354,14 @@ def sse_server(programs: Path) -> Iterator[str]:
     yield from serve_llmproc(programs, "sse")
 
 
+def _answer(server: subprocess.Popen) -> bytes:
+    """The next line that is not a notification (a run tells of new resources first)."""
+    assert server.stdout is not None
+    while b'"method":"notifications/' in (line := server.stdout.readline()):
+        pass
+    return line
+
+
 def _send(server: subprocess.Popen, message: dict[str, Any]) -> None:
     assert server.stdin is not None
     server.stdin.write((json.dumps(message) + "\n").encode())
@@ -386,7 +394,7 @@ def test_a_signal_stops_a_stdio_server_while_stdin_is_open(programs: Path, tmp_p
         _send(server, {"jsonrpc": "2.0", "method": "notifications/initialized"})
         call = {"jsonrpc": "2.0", "method": "tools/call"}
         _send(server, {**call, "id": 2, "params": {"name": "run_echo", "arguments": {"message": "kept"}}})
-        assert b'"id":2' in server.stdout.readline()
+        assert b'"id":2' in _answer(server)
         _send(server, {**call, "id": 3, "params": {"name": "run_sleeper", "arguments": {"message": "go"}}})
         deadline = time.monotonic() + 60
         while not (children := descendants(server.pid)) and time.monotonic() < deadline:

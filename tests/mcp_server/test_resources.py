@@ -16,7 +16,8 @@ import pytest
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 
-from helpers import COUNTER, SCRIPTED, llmproc_mcp, wait_until, write_programs
+from fake_provider import Turn
+from helpers import CLAUDE, COUNTER, SCRIPTED, call, llmproc_mcp, wait_until, write_programs
 from http_servers import TOOLBOX, serve_llmproc
 from raw_mcp import RawError, RawHttp, RawStdio
 
@@ -58,6 +59,7 @@ async def test_a_host_lists_and_reads_its_conversations(programs: Path, mode: st
         assert templates == {
             "llmproc://processes/{process_id}",
             "llmproc://processes/{process_id}/messages.json",
+            "llmproc://processes/{process_id}/tree",
             "llmproc://programs/{name}",
         }
 
@@ -168,3 +170,39 @@ async def test_a_2026_listener_hears_each_completed_turn(http_url: str):
                 await wait_until(lambda: heard.count(uri) >= 2, "the update of the second turn")
                 group.cancel_scope.cancel()
         assert heard.count(uri) == 2
+
+
+async def test_the_tree_shows_what_each_spawned_expert_and_copy_cost(tmp_path: Path, anthropic_env: Any):
+    fake = anthropic_env
+    programs = write_programs(
+        tmp_path / "team",
+        {
+            "lead.toml": CLAUDE + '[tools]\nbuiltin = ["spawn"]\n[linked_programs]\nexpert = "expert.toml"\n',
+            "expert.toml": CLAUDE,
+        },
+    )
+    fake.push(
+        call("spawn", program_name="expert", prompt="the answer?"), Turn(text="42"), Turn(text="It is 42.")
+    )
+    server = llmproc_mcp(programs, "--state", str(tmp_path / "state.db"))
+    server.env = {**(server.env or {}), "ANTHROPIC_API_KEY": fake.api_key, "ANTHROPIC_BASE_URL": fake.url}
+    async with Client(server, mode="legacy") as client:
+        result = await client.call_tool("run_lead", {"message": "ask the expert"})
+        pid = result.structured_content["process_id"]
+        copy = (await client.call_tool("fork", {"process_id": pid})).structured_content["process_id"]
+        ((_, raw),) = contents(await client.read_resource(f"llmproc://processes/{pid}/tree"))
+        ((_, markdown),) = contents(await client.read_resource(f"llmproc://processes/{pid}"))
+    tree = json.loads(raw)
+    assert tree["process_id"] == pid and tree["program"] == "lead"
+    spawned, copied = tree["children"]
+    assert spawned["kind"] == "spawn" and spawned["program"] == "expert"
+    assert spawned["cost_usd"] > 0 and spawned["usage"]["output_tokens"] > 0
+    assert spawned["process_id"] != pid and spawned["children"] == []
+    assert copied["kind"] == "copy" and copied["process_id"] == copy and copied["parent_id"] == pid
+    assert tree["cost_usd"] >= spawned["cost_usd"]  # the lead's cost includes its expert's
+    assert f"- spawn `expert` (process {spawned['process_id']}): ${spawned['cost_usd']:.4f}" in markdown
+
+    # the record is kept with the process: a restarted server still shows it
+    async with Client(server, mode="legacy") as client:
+        ((_, raw),) = contents(await client.read_resource(f"llmproc://processes/{pid}/tree"))
+    assert json.loads(raw)["children"][0]["process_id"] == spawned["process_id"]

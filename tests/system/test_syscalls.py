@@ -15,6 +15,7 @@ import pytest
 from fake_provider import FakeProviderServer, ScriptedToolCall, Turn
 from helpers import call, system_text
 from llmproc import LLMProcess, LLMProgram, ProcessError
+from llmproc.snapshot import snapshot
 
 MODEL = '[model]\nname = "claude-haiku-4-5"\nprovider = "anthropic"\nmax_retries = 0\n'
 
@@ -79,6 +80,28 @@ def by_system_prompt(fake: FakeProviderServer, answers: dict[str, str]) -> None:
 
 
 # -- spawn -----------------------------------------------------------------------------------------
+
+
+async def test_a_spawned_child_is_recorded_with_its_cost_until_its_call_is_gone(linked, anthropic_env):
+    fake = anthropic_env
+    process = linked()
+    fake.push(call("spawn", program_name="expert", prompt="What is the launch code?"))
+    by_system_prompt(fake, {"You are the expert.": "It is 4711."})
+    fake.push()
+    result = await process.run("Ask the expert for the code.")
+    (child,) = result.children
+    assert (child.kind, child.program) == ("spawn", "expert")
+    assert child.tool_call_id == result.tool_calls[0].id and child.process_id != process.id
+    assert child.cost_usd is not None and child.cost_usd > 0 and child.usage.output_tokens > 0
+    assert process.child_records == (child,)
+    assert result.to_dict()["children"][0]["program"] == "expert"
+
+    restored = LLMProcess.restore(json.loads(json.dumps(snapshot(process))))
+    assert restored.child_records == (child,)  # kept with the conversation
+    assert process.fork().child_records == (child,)  # a copy shares the history, so the record
+
+    process.goto(process.messages[0].id)  # back before the call that spawned it
+    assert process.child_records == ()
 
 
 async def test_spawn_asks_a_linked_program_and_returns_its_answer(linked, anthropic_env):

@@ -45,7 +45,7 @@ from .schemas import PROCESSES_URI, transcript_uri
 
 log = logging.getLogger("llmproc.mcp_server")
 
-_PROCESS = re.compile(r"llmproc://processes/(?P<pid>[A-Za-z0-9_-]{1,64})(?P<part>/messages\.json)?")
+_PROCESS = re.compile(r"llmproc://processes/(?P<pid>[A-Za-z0-9_-]{1,64})(?P<part>/messages\.json|/tree)?")
 _PROGRAM = re.compile(r"llmproc://programs/(?P<name>[A-Za-z0-9_-]{1,200})")
 
 LISTED_PROCESSES = 100
@@ -67,6 +67,13 @@ TEMPLATES = [
         mime_type="application/json",
     ),
     ResourceTemplate(
+        uri_template="llmproc://processes/{process_id}/tree",
+        name="tree",
+        title="Process tree",
+        description="The processes one of yours spawned, forked and copied, recursively, each with its cost.",
+        mime_type="application/json",
+    ),
+    ResourceTemplate(
         uri_template="llmproc://programs/{name}",
         name="program",
         title="Published program",
@@ -74,6 +81,8 @@ TEMPLATES = [
         mime_type="text/plain",
     ),
 ]
+
+_NONE: frozenset[str] = frozenset()
 
 OwnerOf = Callable[[ServerRequestContext[Any, Any]], Owner]
 SessionKey = Callable[[ServerRequestContext[Any, Any]], str | None]
@@ -157,10 +166,14 @@ class Resources:
         if matched := _PROCESS.fullmatch(uri):
             handle = await self._handle(matched["pid"], owner, uri)
             messages = handle.process.history_view()
+            if matched["part"] == "/tree":
+                tree = await self._tree(handle, owner, await self._described(owner))
+                return _text(uri, "application/json", json.dumps(tree, indent=2, ensure_ascii=False))
             if matched["part"]:
                 body = json.dumps([message_to_json(m) for m in messages], indent=2, ensure_ascii=False)
                 return _text(uri, "application/json", body)
-            return _text(uri, "text/markdown", transcript.render(handle.describe(), messages))
+            children = handle.process.child_records
+            return _text(uri, "text/markdown", transcript.render(handle.describe(), messages, children))
         if matched := _PROGRAM.fullmatch(uri):
             published = self._catalog().programs.get(matched["name"])
             if published is None:
@@ -237,6 +250,28 @@ class Resources:
             return await self._directory.described(owner)
         except LLMProcError as err:
             raise MCPError(INVALID_PARAMS, str(err)) from None
+
+    async def _tree(
+        self,
+        handle: Handle,
+        owner: Owner,
+        described: list[dict[str, Any]],
+        seen: frozenset[str] = frozenset(),
+    ) -> dict[str, Any]:
+        """`handle` and its children: those its runs started (spawn, the fork tool: records kept
+        in the process) and its copies made with the server's `fork` tool, each with theirs."""
+        node = {**handle.describe(), "usage": handle.process.usage.to_dict()}
+        children: list[dict[str, Any]] = [c.to_dict() for c in handle.process.child_records]
+        seen = seen | {handle.id}
+        for found in described:
+            if found.get("parent_id") == handle.id and found["process_id"] not in seen:
+                try:
+                    copy = await self._directory.get(str(found["process_id"]), owner)
+                except LLMProcError:  # gone since it was listed
+                    continue
+                children.append({"kind": "copy", **await self._tree(copy, owner, described, seen)})
+        node["children"] = children
+        return node
 
     async def _handle(self, process_id: str, owner: Owner, uri: str) -> Handle:
         try:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..messages import ImageBlock, Message, TextBlock, ThinkingBlock, ToolCallBlock, ToolResultBlock
+from ..result import ChildRecord
 
 RESULT_CHARS = 600
 """Characters of a tool result shown; the rest is counted, not shown."""
@@ -20,8 +21,12 @@ THINKING_CHARS = 400
 ARGUMENT_CHARS = 2000
 
 
-def render(process: dict[str, Any], messages: Sequence[Message]) -> str:
-    """`process` as list_processes describes it; `messages` its history."""
+def render(process: dict[str, Any], messages: Sequence[Message], children: Sequence[ChildRecord] = ()) -> str:
+    """`process` as list_processes describes it; `messages` its history; `children` the child
+    processes its runs started, shown under the tool call that started each, with its cost."""
+    started: dict[str, list[ChildRecord]] = {}
+    for child in children:
+        started.setdefault(child.tool_call_id, []).append(child)
     cost = process.get("cost_usd")
     lines = [
         f"# {process['program']}: conversation {process['process_id']}",
@@ -36,7 +41,17 @@ def render(process: dict[str, Any], messages: Sequence[Message]) -> str:
         lines += [_heading(message), ""]
         for block in message.content:
             lines += _block(block)
+            if isinstance(block, ToolCallBlock) and block.id in started:
+                lines += [*(_child_line(c) for c in started[block.id]), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _child_line(child: ChildRecord, depth: int = 0) -> str:
+    cost = f"${child.cost_usd:.4f}" if child.cost_usd is not None else "cost unknown"
+    tokens = child.usage.total_input_tokens + child.usage.output_tokens
+    who = f"{child.kind} `{child.program}` (process {child.process_id})"
+    line = f"{'  ' * depth}- {who}: {cost}, {tokens:,} tokens"
+    return "\n".join([line, *(_child_line(c, depth + 1) for c in child.children)])
 
 
 def _count(n: int, what: str) -> str:

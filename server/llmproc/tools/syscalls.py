@@ -136,7 +136,7 @@ class SyscallToolset:
             return _error(f"{name} failed: {err}")
         finally:
             await child.aclose()
-        run.add_child(result)
+        run.add_child(result, kind="spawn", program=name, tool_call_id=context.call.id)
         return ToolOutcome.text(_answer(result))
 
     # -- fork ----------------------------------------------------------------------------------
@@ -182,7 +182,7 @@ class SyscallToolset:
                 return
             finally:
                 await child.aclose()
-            run.add_child(result)
+            run.add_child(result, kind="fork", program=process.program_name, tool_call_id=context.call.id)
             answers[index] = _answer(result)
 
         async with anyio.create_task_group() as group:
