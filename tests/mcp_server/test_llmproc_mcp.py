@@ -603,15 +603,15 @@ def test_http_client_example_runs_with_a_token():
 @pytest.mark.parametrize("mode", ["legacy", "auto"])  # a handshake, or server/discover (2026-07-28)
 async def test_only_what_is_served_is_advertised(programs: Path, mode: str):
     """Empty prompt and resource capabilities made Gemini CLI warn that it found nothing there:
-    resources are served (never an empty list: there is always the process list), prompts not."""
+    what is declared has something in it (the process list; a prompt per program)."""
     async with Client(llmproc_mcp(programs), mode=mode) as client:
         capabilities = client.server_capabilities
-        assert capabilities.prompts is None and capabilities.resources is not None
-        assert capabilities.tools is not None
-        with pytest.raises(MCPError, match="Method not found"):
-            await client.list_prompts()
+        assert capabilities.prompts is not None and capabilities.resources is not None
+        assert capabilities.tools is not None and capabilities.completions is not None
+        assert capabilities.logging is None
         listed = [str(r.uri) for r in (await client.list_resources()).resources]
         assert listed[0] == "llmproc://processes"
+        assert "echo" in [p.name for p in (await client.list_prompts()).prompts]
 
 
 # -- reloading -------------------------------------------------------------------------------------

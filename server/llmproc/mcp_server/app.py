@@ -10,6 +10,7 @@ work is done by `LLMProcess`. The parts, one job each:
     tasks.py         runs the client collects later (MCP Tasks); task_wire.py both eras' wire
     heartbeat.py     progress at least every --heartbeat seconds while a run is in flight
     resources.py     what a host reads: processes, transcripts, programs; transcript.py renders
+    prompts.py       programs as prompts (slash commands), and completion of their arguments
     catalog.py       the published programs; handles.py the live processes; client_log.py logs
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 
 import anyio
 from mcp.server.subscriptions import InMemorySubscriptionBus
-from mcp.shared.subscriptions import ToolsListChanged
+from mcp.shared.subscriptions import PromptsListChanged, ResourcesListChanged, ToolsListChanged
 from mcp_types import CallToolResult
 
 from ..client_channel import ClientChannel, current_client
@@ -39,6 +40,7 @@ from .catalog import Catalog
 from .directory import ProcessDirectory
 from .handles import Handle, ProcessTable
 from .heartbeat import EVENTS, Heartbeat
+from .prompts import Prompts
 from .resources import Resources
 from .rounds import InputRounds
 from .task_wire import TaskSession, TaskWire
@@ -91,6 +93,7 @@ class LLMProcServer:
             instructions=schemas.INSTRUCTIONS,
             bus=self._bus,
             resources=self.resources,
+            prompts=Prompts(lambda: self.catalog, self.resources.complete),
         )
         self._run_defs: dict[tuple[str, str, str], ToolDef] = {}
         self._task_tools: set[str] = {schemas.SPAWN.name}
@@ -157,8 +160,9 @@ class LLMProcServer:
             "programs reloaded: %d published%s%s", len(catalog.programs),
             f"; added {_few(added)}" if added else "", f"; removed {_few(removed)}" if removed else "",
         )  # fmt: skip
-        await self._bus.publish(ToolsListChanged())
-        await self._sessions.tell_tools_changed()
+        for event in (ToolsListChanged(), PromptsListChanged(), ResourcesListChanged()):
+            await self._bus.publish(event)
+        await self._sessions.tell_tools_changed()  # and the prompts and resources lists
         return True
 
     # -- tools ---------------------------------------------------------------------------------

@@ -100,7 +100,9 @@ class LegacySessions:
         self._sessions.pop(owner, None)
 
     async def tell_tools_changed(self) -> None:
-        await self._tell("send_tool_list_changed")
+        """Programs were reloaded: their tools, prompts and resources changed."""
+        for send in ("send_tool_list_changed", "send_prompt_list_changed", "send_resource_list_changed"):
+            await self._tell(send)
 
     async def tell_resources_changed(self) -> None:
         await self._tell("send_resource_list_changed")

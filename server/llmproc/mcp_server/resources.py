@@ -273,6 +273,17 @@ class Resources:
         node["children"] = children
         return node
 
+    async def complete(
+        self, ctx: ServerRequestContext[Any, Any], template: str, argument: str, typed: str
+    ) -> list[str]:
+        """Completion of a template's argument: the caller's process ids, or program names."""
+        if template.startswith("llmproc://processes/") and argument == "process_id":
+            described = await self._described(self._owner_of(ctx))
+            return sorted(str(d["process_id"]) for d in described if str(d["process_id"]).startswith(typed))
+        if template == "llmproc://programs/{name}" and argument == "name":
+            return [n for n in sorted(self._catalog().programs) if n.startswith(typed)]
+        return []
+
     async def _handle(self, process_id: str, owner: Owner, uri: str) -> Handle:
         try:
             return await self._directory.get(process_id, owner)

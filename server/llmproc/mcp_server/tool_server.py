@@ -101,17 +101,31 @@ class ToolDef:
 class ToolServer(Server[Any]):
     """A low-level MCP server over a mutable set of `ToolDef`s, listed a page at a time.
 
-    Tools, the resources given (and subscriptions/listen, how 2026-07-28 clients hear what
-    changed) are served: no empty prompt list that hosts would warn about.
+    Tools, and the resources and prompts given (and subscriptions/listen, how 2026-07-28
+    clients hear what changed) are served: nothing empty that hosts would warn about.
     """
 
     def __init__(
-        self, name: str, *, version: str, instructions: str, bus: SubscriptionBus, resources: Any = None
+        self,
+        name: str,
+        *,
+        version: str,
+        instructions: str,
+        bus: SubscriptionBus,
+        resources: Any = None,
+        prompts: Any = None,
     ) -> None:
-        """`resources`: the resource handlers (resources.py), or None to serve tools only."""
-        served = {}
+        """`resources`, `prompts`: their handlers (resources.py, prompts.py), or None to serve
+        tools only."""
+        served: dict[str, Any] = {}
+        if prompts is not None:
+            served |= {
+                "on_list_prompts": prompts.list_prompts,
+                "on_get_prompt": prompts.get_prompt,
+                "on_completion": prompts.complete,
+            }
         if resources is not None:
-            served = {
+            served |= {
                 "on_list_resources": resources.list_resources,
                 "on_list_resource_templates": resources.list_templates,
                 "on_read_resource": resources.read_resource,
@@ -142,10 +156,12 @@ class ToolServer(Server[Any]):
     def create_initialization_options(
         self, notification_options: NotificationOptions | None = None, *args: Any, **kwargs: Any
     ) -> Any:
-        """The handshake says this server sends tools/list_changed and resources/list_changed:
+        """The handshake says this server sends the tools, resources and prompts list_changed:
         hosts listen for the notifications only from servers that declare them, and programs
         are reloaded and processes come and go."""
-        options = notification_options or NotificationOptions(tools_changed=True, resources_changed=True)
+        options = notification_options or NotificationOptions(
+            tools_changed=True, resources_changed=True, prompts_changed=True
+        )
         return super().create_initialization_options(options, *args, **kwargs)
 
     def get_capabilities(
