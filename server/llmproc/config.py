@@ -300,6 +300,12 @@ class ServerConfig(_Section):
 
     description: str | None = None
     publish: bool = True
+    title: str | None = Field(None, description="The tool's title, which hosts show instead of its name.")
+    icon: str | None = Field(
+        None,
+        description="An https:// URL, or an image file (PNG, JPEG, SVG, WebP; at most 64 KB) relative "
+        "to the program, shown with the tool where the host supports icons.",
+    )
 
 
 class ScriptedToolCall(_Section):

@@ -7,6 +7,7 @@ named, not in the middle of a conversation. Linked programs themselves load lazi
 
 from __future__ import annotations
 
+import base64
 import functools
 import glob
 import hashlib
@@ -78,6 +79,11 @@ def _parse_toml(path: Path) -> tuple[dict[str, Any], str]:
         message = message.split(" (at line ")[0]
         prefix = f"{path}:{line}" if line else str(path)
         raise ProgramError(f"{prefix}: invalid TOML: {message}") from None
+
+
+_ICON_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml",
+               ".webp": "image/webp"}  # fmt: skip
+_ICON_BYTES = 64 * 1024
 
 
 class LLMProgram:
@@ -213,6 +219,39 @@ class LLMProgram:
             )
         if self.config.scripted is not None and provider != "scripted":
             raise self._error(("scripted",), "[scripted] is only used with provider = 'scripted'")
+        if self.config.server.icon is not None:
+            self.server_icon  # noqa: B018  (checked on load: a bad icon names the key and the fix)
+
+    @functools.cached_property
+    def server_icon(self) -> tuple[str, str | None] | None:
+        """[server] icon as an icon's `src` and media type: the URL, or the file as a data: URI."""
+        given = self.config.server.icon
+        if given is None:
+            return None
+        if given.startswith("https://"):
+            return given, _ICON_TYPES.get(Path(given.split("?")[0]).suffix.lower())
+        if "://" in given or given.startswith("data:"):
+            raise self._error(("server", "icon"), "[server] icon must be an https:// URL or an image file")
+        path = self.resolve(given)
+        media_type = _ICON_TYPES.get(path.suffix.lower())
+        if media_type is None:
+            raise self._error(
+                ("server", "icon"),
+                f"[server] icon {given}: use a .png, .jpg, .svg or .webp file, or an https:// URL",
+            )
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise self._error(
+                ("server", "icon"), f"[server] icon {given} can not be read: {err.strerror or err}"
+            ) from None
+        if len(data) > _ICON_BYTES:
+            raise self._error(
+                ("server", "icon"),
+                f"[server] icon {given} is {len(data):,} bytes; at most {_ICON_BYTES:,} "
+                "(every tools/list carries it): make it smaller or give an https:// URL",
+            )
+        return f"data:{media_type};base64,{base64.b64encode(data).decode()}", media_type
 
     # -- resolution ----------------------------------------------------------------------------
 

@@ -80,3 +80,19 @@ async def test_program_names_and_your_process_ids_complete(programs: Path, mode:
         assert (await client.complete(programs_ref, {"name": "name", "value": "c"})).completion.values == [
             "counter"
         ]
+
+
+async def test_a_programs_title_and_icon_are_published(tmp_path: Path):
+    (tmp_path / "programs").mkdir()
+    (tmp_path / "programs" / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    programs = write_programs(
+        tmp_path / "programs",
+        {"counter.toml": COUNTER + '[server]\ntitle = "Counting helper"\nicon = "logo.png"\n'},
+    )
+    async with Client(llmproc_mcp(programs, "--no-state")) as client:
+        tool = next(t for t in (await client.list_tools()).tools if t.name == "run_counter")
+        assert tool.title == "Counting helper"
+        (icon,) = tool.icons
+        assert icon.mime_type == "image/png" and icon.src == "data:image/png;base64,iVBORw0KGgo="
+        prompt = next(p for p in (await client.list_prompts()).prompts if p.name == "counter")
+        assert prompt.title == "Counting helper"

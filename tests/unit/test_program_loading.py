@@ -279,3 +279,27 @@ def test_python_constructor_validates_too():
 def test_from_dict_reports_the_given_source():
     with pytest.raises(ProgramError, match=r"^settings: unknown section \[modle\]; did you mean \[model\]\?"):
         LLMProgram.from_dict({"modle": {}, "model": {"name": "x", "provider": "scripted"}}, source="settings")
+
+
+@pytest.mark.parametrize(
+    ("icon", "complaint"),
+    [
+        ("missing.png", "[server] icon missing.png can not be read"),
+        ("logo.gif", "use a .png, .jpg, .svg or .webp file, or an https:// URL"),
+        ("http://example.com/a.png", "must be an https:// URL or an image file"),
+        ("big.png", "at most 65,536"),
+    ],
+)
+def test_a_bad_icon_names_the_key_and_the_fix(write_program, tmp_path, icon, complaint):
+    (tmp_path / "big.png").write_bytes(b"\x89PNG" + b"0" * 70_000)
+    message = load_error(write_program, MINIMAL + f'[server]\nicon = "{icon}"\n')
+    assert complaint in message and "program.toml:" in message
+
+
+def test_an_icon_file_becomes_a_data_uri(write_program, tmp_path):
+    (tmp_path / "logo.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    program = LLMProgram.from_toml(write_program(MINIMAL + '[server]\nicon = "logo.svg"\ntitle = "Logo"\n'))
+    src, media_type = program.server_icon
+    assert media_type == "image/svg+xml" and src.startswith("data:image/svg+xml;base64,")
+    url = LLMProgram.from_toml(write_program(MINIMAL + '[server]\nicon = "https://x.example/i.png?v=2"\n'))
+    assert url.server_icon == ("https://x.example/i.png?v=2", "image/png")

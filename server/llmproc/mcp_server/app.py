@@ -95,7 +95,7 @@ class LLMProcServer:
             resources=self.resources,
             prompts=Prompts(lambda: self.catalog, self.resources.complete),
         )
-        self._run_defs: dict[tuple[str, str, str], ToolDef] = {}
+        self._run_defs: dict[tuple[Any, ...], ToolDef] = {}
         self._task_tools: set[str] = {schemas.SPAWN.name}
         self.tasks = TaskRunner(
             store if store is not None else MemoryTaskStore(),
@@ -130,9 +130,12 @@ class LLMProcServer:
         unchanged keeps its definition: a reload builds only what changed."""
         known, self._run_defs = self._run_defs, {}
         for p in catalog.programs.values():
-            key = (p.name, p.tool_name, p.description)
+            title, icon = p.program.config.server.title, p.program.server_icon
+            key = (p.name, p.tool_name, p.description, title, icon)
             self._run_defs[key] = known.get(key) or ToolDef(
-                schemas.run_tool(p.tool_name, p.description), schemas.RunArguments, self._run_tool(p.name)
+                schemas.run_tool(p.tool_name, p.description, title, icon),
+                schemas.RunArguments,
+                self._run_tool(p.name),
             )
         self._task_tools.clear()  # (the set the task wire reads: one object, kept)
         self._task_tools.update([schemas.SPAWN.name, *(key[1] for key in self._run_defs)])

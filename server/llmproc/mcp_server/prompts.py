@@ -107,7 +107,7 @@ class Prompts:
             first = _first_message(published)
             prompts[published.name] = Prompt(
                 name=published.name,
-                title=f"Ask {published.program.display_name}",
+                title=published.program.config.server.title or f"Ask {published.program.display_name}",
                 description=published.program.config.server.description
                 or f"Ask the llmproc program '{published.name}' (tool {published.tool_name}).",
                 arguments=[

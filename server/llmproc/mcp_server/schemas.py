@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from mcp_types import CallToolResult, ResourceLink, Tool, ToolAnnotations, ToolExecution
+from mcp_types import CallToolResult, Icon, ResourceLink, Tool, ToolAnnotations, ToolExecution
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..result import RunResult
@@ -131,10 +131,17 @@ LIST = Tool(
 )
 
 
-def run_tool(name: str, description: str) -> Tool:
+def run_tool(
+    name: str, description: str, title: str | None = None, icon: tuple[str, str | None] | None = None
+) -> Tool:
     """The run_<name> tool of one program: a copy of one template, not validated again (a
-    thousand programs are published on each reload)."""
-    return _run_template().model_copy(update={"name": name, "description": description})
+    thousand programs are published on each reload). `icon`: its src and media type."""
+    update: dict[str, Any] = {"name": name, "description": description}
+    if title:
+        update["title"] = title
+    if icon is not None:
+        update["icons"] = [Icon(src=icon[0], mime_type=icon[1])]
+    return _run_template().model_copy(update=update)
 
 
 @functools.cache
