@@ -81,3 +81,55 @@ def test_typescript_sdk_client(ts_client, kind, request):
         "isError": True,
         "text": "Error executing tool run_scripted: unknown process 'nope'",
     }
+
+
+@pytest.mark.parametrize("kind", ["stdio", "http"])
+def test_typescript_sdk_client_reads_resources_and_prompts(ts_client, kind, request):
+    script = [ts_client[0], str(Path(ts_client[1]).with_name("ts_resources.mjs"))]
+    target = SERVER if kind == "stdio" else [request.getfixturevalue("http_url"), "inspect-me"]
+    done = run([*script, kind, *target])
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["capabilities"]["resources"] == {"subscribe": True, "listChanged": True}
+    assert seen["capabilities"]["prompts"] == {"listChanged": True}
+    assert (
+        seen["link"]["uri"].startswith("llmproc://processes/") and seen["link"]["mimeType"] == "text/markdown"
+    )
+    assert "## User\n\nHello" in seen["transcript"] and "Hello! I am a scripted model" in seen["transcript"]
+    assert "llmproc://processes" in seen["resources"] and seen["link"]["uri"] in seen["resources"]
+    assert "llmproc://programs/scripted" in seen["resources"]
+    assert "llmproc://processes/{process_id}/tree" in seen["templates"]
+    assert {"scripted", "spawn"} <= set(seen["prompts"])
+    assert "`run_scripted`" in seen["prompt"] and seen["prompt"].endswith("Hi")
+    assert seen["completed"] == ["scripted"]
+
+
+def test_inspector_reads_resources_and_gets_prompts_over_stdio(inspector_cli):
+    listed = run([*inspector_cli, *SERVER, "--method", "resources/list"])
+    assert listed.returncode == 0, listed.stderr
+    uris = [r["uri"] for r in json.loads(listed.stdout)["resources"]]
+    assert uris[0] == "llmproc://processes" and "llmproc://programs/scripted" in uris
+    read = run(
+        [*inspector_cli, *SERVER, "--method", "resources/read", "--uri", "llmproc://programs/scripted"]
+    )
+    assert read.returncode == 0, read.stderr
+    toml, about = json.loads(read.stdout)["contents"]
+    assert toml["mimeType"] == "application/toml" and "[model]" in toml["text"]
+    assert json.loads(about["text"])["tool"] == "run_scripted"
+    prompts = run([*inspector_cli, *SERVER, "--method", "prompts/list"])
+    assert prompts.returncode == 0, prompts.stderr
+    assert "scripted" in [p["name"] for p in json.loads(prompts.stdout)["prompts"]]
+    got = run(
+        [
+            *inspector_cli,
+            *SERVER,
+            "--method",
+            "prompts/get",
+            "--prompt-name",
+            "scripted",
+            "--prompt-args",
+            "message=Hi",
+        ]
+    )
+    assert got.returncode == 0, got.stderr
+    assert json.loads(got.stdout)["messages"][0]["content"]["text"].endswith("Hi")
