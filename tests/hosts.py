@@ -163,4 +163,16 @@ def _run_host(command: list[str], env: dict[str, str], home: Path) -> dict[str, 
         pytest.fail(
             f"{Path(command[0]).name} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         )
-    return json.loads(done.stdout)
+    outcome: dict[str, Any] = json.loads(done.stdout)
+    outcome["host_stderr"] = done.stderr
+    return outcome
+
+
+def server_complaints(stderr: str) -> list[str]:
+    """What a host printed against its MCP server: warnings or errors naming it, MCP, its
+    prompts or its resources (Gemini CLI warned of empty prompt lists, for one)."""
+    return [
+        line
+        for line in stderr.splitlines()
+        if re.search(r"(?i)warn|error|fail", line) and re.search(r"(?i)llmproc|mcp|prompt|resource", line)
+    ]

@@ -17,7 +17,7 @@ import pytest
 
 from fake_provider import FakeProviderServer
 from helpers import COUNTER, SCRIPTED, write_programs
-from hosts import HostModel, run_claude, run_gemini, stdio_server
+from hosts import HostModel, run_claude, run_gemini, server_complaints, stdio_server
 from http_servers import TOOLBOX, serve_llmproc
 
 TOKEN = "host-test-token-5b1e"
@@ -54,6 +54,7 @@ def test_a_real_host_runs_a_program_and_continues_it_by_process_id(
                 outcome = HOSTS[host](binary, home, fake, http_server(host, url), "run_counter")
     final = outcome.get("result", outcome.get("response"))
     assert final == "All done.", outcome
+    assert server_complaints(outcome["host_stderr"]) == []  # it took the tools, resources, prompts
     assert len(model.calls) == 2 and len(model.results) == 2, (model.calls, model.results)
     first, second = model.results
     first_id = model.calls[1].get("process_id")
