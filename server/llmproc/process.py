@@ -64,8 +64,8 @@ class LLMProcess:
         """Restored from a snapshot taken with another version of the program file."""
         self._history: list[Message] = list(history)
         self._children: list[ChildRecord] = list(parent._children) if parent and not nested else []
-        """Records of the children runs started (a copy made by fork() shares the history, so
-        them too)."""
+        """Records of the children runs started, for as long as the calls that started them are
+        in the history (a copy made by fork() shares the history, so them too)."""
         self._callbacks: list[EventCallback] = []
         self._locks = _sync.LoopLocks()
         self._closed = False
@@ -110,10 +110,14 @@ class LLMProcess:
     def child_records(self) -> tuple[ChildRecord, ...]:
         """The children runs started whose starting tool call is still in the history (a goto
         or a reset forgets the ones it took back), each with its cost and its own children."""
+        return tuple(self._children)
+
+    def _forget_children_of(self, removed: Sequence[Message]) -> None:
+        """Messages left the history: so do the records of the children their calls started."""
         if not self._children:
-            return ()
-        calls = {b.id for m in self._history if m.role == "assistant" for b in m.tool_calls}
-        return tuple(c for c in self._children if c.tool_call_id in calls)
+            return
+        calls = {b.id for m in removed if m.role == "assistant" for b in m.tool_calls}
+        self._children = [c for c in self._children if c.tool_call_id not in calls]
 
     def history_view(self) -> Sequence[Message]:
         """The history without copying it (read-only; it is replaced, never changed in place,
@@ -135,6 +139,7 @@ class LLMProcess:
         """Forget the conversation; usage and cost totals are kept."""
         self._check_idle("reset_state")
         self._history = []
+        self._children = []
 
     def fork(self) -> LLMProcess:
         """An independent copy sharing the (immutable) history; O(history) references only.
@@ -162,6 +167,7 @@ class LLMProcess:
             )
         removed = tuple(self._history[index:])
         self._history = self._history[:index]
+        self._forget_children_of(removed)
         return removed
 
     # -- snapshots -----------------------------------------------------------------------------
@@ -311,11 +317,17 @@ class LLMProcess:
         )
         run = RunState(_Kin(self), self._history, [user_message])
         outcome = await run_turns(turns, run, callbacks)
+        kept = len(self._history)  # messages before the run that are still there after it
         if run.base is self._history:
             self._history.extend(run.pending)
-        else:
+        else:  # a goto during the run: the history from its point on was replaced
+            kept = min(kept, len(run.base))
+            self._forget_children_of(self._history[kept:])
             self._history = [*run.base, *run.pending]
-        self._children.extend(run.children)
+        if run.children:  # kept while their call is: a goto in this run may have taken it back
+            added = self._history[kept:]
+            calls = {b.id for m in added if m.role == "assistant" for b in m.tool_calls}
+            self._children += [c for c in run.children if c.tool_call_id in calls]
         final = next((m for m in reversed(run.pending) if m.role == "assistant"), None)
         return RunResult(
             text=final.text if final else "",

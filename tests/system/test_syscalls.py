@@ -104,6 +104,42 @@ async def test_a_spawned_child_is_recorded_with_its_cost_until_its_call_is_gone(
     assert process.child_records == ()
 
 
+async def test_a_goto_in_the_run_that_spawned_a_child_drops_its_record(write_program, anthropic_env):
+    fake = anthropic_env
+    write_program(MODEL + '[prompt]\nsystem_prompt = "You are the expert."\n', "expert.toml")
+    lead = MODEL + '[tools]\nbuiltin = ["spawn", "goto"]\n[linked_programs]\nexpert = "expert.toml"\n'
+    process = LLMProcess.from_toml(write_program(lead, "lead.toml"))
+
+    def respond(view: Any, body: Any) -> Turn | None:
+        """The expert answers; the lead spawns it once per run, and in the second run goes back
+        to before that run's own message once the expert has answered."""
+        if "You are the expert." in system_text(body):
+            return Turn(text="It is 4711.")
+        again = next(
+            (found for m in body["messages"] if (found := re.match(r"\[(msg-\d+)\] Ask again", text_of(m)))),
+            None,
+        )
+        if not view.last_is_tool_result:
+            if "Start over" in view.last_user_text:
+                return Turn(text="Over.")
+            return call("spawn", program_name="expert", prompt="the code?")
+        if again is None:
+            return Turn(text="First done.")
+        return call("goto", position=again.group(1), message="Start over without asking.")
+
+    fake.responder = respond
+    await process.run("Ask once.")
+    (kept,) = process.child_records
+
+    result = await process.run("Ask again, then start over.")
+    assert result.text == "Over."
+    shown = [m.text.split("] ", 1)[-1] for m in process.messages]
+    assert shown[4:] == ["Start over without asking.", "Over."]
+    (taken_back,) = result.children  # it ran, and its cost counts
+    assert taken_back.process_id != kept.process_id
+    assert process.child_records == (kept,)  # but its call left the history, and so its record
+
+
 async def test_spawn_asks_a_linked_program_and_returns_its_answer(linked, anthropic_env):
     fake = anthropic_env
     process = linked()
