@@ -93,7 +93,7 @@ class LLMProcServer:
             instructions=schemas.INSTRUCTIONS,
             bus=self._bus,
             resources=self.resources,
-            prompts=Prompts(lambda: self.catalog, self.resources.complete),
+            prompts=Prompts(lambda: self.catalog, self.directory.published, self.resources.complete),
         )
         self._run_defs: dict[tuple[Any, ...], ToolDef] = {}
         self._task_tools: set[str] = {schemas.SPAWN.name}

@@ -27,6 +27,7 @@ from mcp_types import (
     TextContent,
 )
 
+from ..errors import RequestError
 from .catalog import Catalog, PublishedProgram
 
 SPAWN_PROMPT = "spawn"
@@ -38,8 +39,15 @@ ResourceValues = Callable[[ServerRequestContext[Any, Any], str, str, str], Await
 
 
 class Prompts:
-    def __init__(self, catalog: Callable[[], Catalog], resource_values: ResourceValues) -> None:
+    def __init__(
+        self,
+        catalog: Callable[[], Catalog],
+        published: Callable[[str], PublishedProgram],
+        resource_values: ResourceValues,
+    ) -> None:
+        """`published`: a program by name, or an error naming the close matches (the directory's)."""
         self._catalog = catalog
+        self._published = published
         self._resource_values = resource_values
 
     # -- handlers ----------------------------------------------------------------------------
@@ -54,11 +62,10 @@ class Prompts:
     ) -> GetPromptResult:
         arguments = params.arguments or {}
         if params.name == SPAWN_PROMPT:
-            name = str(arguments.get("program") or "").strip()
-            published = self._catalog().programs.get(name.removeprefix("run_"))
-            if published is None:
-                known = ", ".join(sorted(self._catalog().programs)) or "none"
-                raise MCPError(INVALID_PARAMS, f"unknown program '{name}' (programs: {known})")
+            try:
+                published = self._published(str(arguments.get("program") or "").strip())
+            except RequestError as err:
+                raise MCPError(INVALID_PARAMS, str(err)) from None
             message = _message(arguments) or _first_message(published)
             if message is None:
                 raise MCPError(INVALID_PARAMS, f"prompt spawn needs a 'message' for program {published.name}")

@@ -11,7 +11,6 @@ changed when processes appear or go.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -42,8 +41,6 @@ from .catalog import Catalog
 from .directory import ProcessDirectory
 from .handles import Handle, Owner
 from .schemas import PROCESSES_URI, transcript_uri
-
-log = logging.getLogger("llmproc.mcp_server")
 
 _PROCESS = re.compile(r"llmproc://processes/(?P<pid>[A-Za-z0-9_-]{1,64})(?P<part>/messages\.json|/tree)?")
 _PROGRAM = re.compile(r"llmproc://programs/(?P<name>[A-Za-z0-9_-]{1,200})")
@@ -81,8 +78,6 @@ TEMPLATES = [
         mime_type="text/plain",
     ),
 ]
-
-_NONE: frozenset[str] = frozenset()
 
 OwnerOf = Callable[[ServerRequestContext[Any, Any]], Owner]
 SessionKey = Callable[[ServerRequestContext[Any, Any]], str | None]
@@ -161,17 +156,14 @@ class Resources:
         uri = str(params.uri)
         owner = self._owner_of(ctx)
         if uri == PROCESSES_URI:
-            listing = {"processes": await self._described(owner)}
-            return _text(uri, "application/json", json.dumps(listing, indent=2, ensure_ascii=False))
+            return _json(uri, {"processes": await self._described(owner)})
         if matched := _PROCESS.fullmatch(uri):
             handle = await self._handle(matched["pid"], owner, uri)
             messages = handle.process.history_view()
             if matched["part"] == "/tree":
-                tree = await self._tree(handle, owner, await self._described(owner))
-                return _text(uri, "application/json", json.dumps(tree, indent=2, ensure_ascii=False))
+                return _json(uri, await self._tree(handle, owner, await self._described(owner)))
             if matched["part"]:
-                body = json.dumps([message_to_json(m) for m in messages], indent=2, ensure_ascii=False)
-                return _text(uri, "application/json", body)
+                return _json(uri, [message_to_json(m) for m in messages])
             children = handle.process.child_records
             return _text(uri, "text/markdown", transcript.render(handle.describe(), messages, children))
         if matched := _PROGRAM.fullmatch(uri):
@@ -299,6 +291,10 @@ class Resources:
         if (matched := _PROGRAM.fullmatch(uri)) and matched["name"] in self._catalog().programs:
             return
         raise _not_found(uri)
+
+
+def _json(uri: str, data: Any) -> ReadResourceResult:
+    return _text(uri, "application/json", json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def _text(uri: str, mime_type: str, text: str) -> ReadResourceResult:
