@@ -4,20 +4,9 @@
 //
 //   node ts_client.mjs stdio python -m llmproc.cli.mcp --programs ../../../programs
 //   node ts_client.mjs http http://127.0.0.1:8000/mcp [TOKEN]
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { connect } from "./connect.mjs";
 
-const [kind, ...rest] = process.argv.slice(2);
-let transport;
-if (kind === "stdio") {
-  transport = new StdioClientTransport({ command: rest[0], args: rest.slice(1), stderr: "inherit" });
-} else {
-  const headers = rest[1] ? { Authorization: `Bearer ${rest[1]}` } : {};
-  transport = new StreamableHTTPClientTransport(new URL(rest[0]), { requestInit: { headers } });
-}
-const client = new Client({ name: "llmproc-ts-test", version: "1.0.0" });
-await client.connect(transport);
+const client = await connect("llmproc-ts-test", process.argv.slice(2));
 const tools = await client.listTools();
 const first = await client.callTool({ name: "run_scripted", arguments: { message: "Hello" } });
 const second = await client.callTool({

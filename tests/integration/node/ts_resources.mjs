@@ -3,20 +3,9 @@
 //
 //   node ts_resources.mjs stdio python -m llmproc.cli.mcp --programs ../../../programs
 //   node ts_resources.mjs http http://127.0.0.1:8000/mcp [TOKEN]
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { connect } from "./connect.mjs";
 
-const [kind, ...rest] = process.argv.slice(2);
-let transport;
-if (kind === "stdio") {
-  transport = new StdioClientTransport({ command: rest[0], args: rest.slice(1), stderr: "inherit" });
-} else {
-  const headers = rest[1] ? { Authorization: `Bearer ${rest[1]}` } : {};
-  transport = new StreamableHTTPClientTransport(new URL(rest[0]), { requestInit: { headers } });
-}
-const client = new Client({ name: "llmproc-ts-resources", version: "1.0.0" });
-await client.connect(transport);
+const client = await connect("llmproc-ts-resources", process.argv.slice(2));
 const run = await client.callTool({ name: "run_scripted", arguments: { message: "Hello" } });
 const link = run.content.find((c) => c.type === "resource_link");
 const transcript = await client.readResource({ uri: link.uri });

@@ -7,16 +7,11 @@
 //   node ts_tasks.mjs collect URL TOKEN           list the caller's tasks, wait for each result
 //   node ts_tasks.mjs stream URL TOKEN PROGRAM    one run through callToolStream, to its end
 //   node ts_tasks.mjs cancel URL TOKEN TASK_ID    cancel a task, then read its status
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js";
+import { connect } from "./connect.mjs";
 
 const [mode, url, token, ...rest] = process.argv.slice(2);
-const transport = new StreamableHTTPClientTransport(new URL(url), {
-  requestInit: { headers: { Authorization: `Bearer ${token}` } },
-});
-const client = new Client({ name: "llmproc-ts-tasks", version: "1.0.0" });
-await client.connect(transport);
+const client = await connect("llmproc-ts-tasks", ["http", url, token]);
 const tasks = client.experimental.tasks;
 const tools = await client.listTools(); // the SDK learns which tools take tasks from the listing
 const out = { capabilities: client.getServerCapabilities().tasks ?? null };
